@@ -1,0 +1,362 @@
+//! `group-aggregate`: groups CSV rows by one or more columns and aggregates numeric columns.
+//!
+//! Config (the step's table in the job file):
+//!
+//! | key | meaning |
+//! |---|---|
+//! | `group_by` | the columns that form a group's key (one or more, required) |
+//! | `aggregates` | a list of `{ column, ops }`, `ops` from `count`, `sum`, `mean`, `min`, `max` |
+//! | `na` | the texts that mark a missing value; default `["NA", ""]` |
+//! | `input` | the input file to read; default every `.csv` file in the input directory |
+//! | `output` | the output file name; default `aggregate.csv` |
+//!
+//! Missing values are skipped and counted: every aggregated column gets a `<column>_na`
+//! output column. `count` counts the values present. Output rows are sorted by group key.
+//! Rows stream through; memory grows with the number of groups, not with the input.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use runner_sdk::{Guest, Metric, RunContext, StepError, Summary};
+use serde::Deserialize;
+
+/// The step's config as written in the job file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Columns forming the group key.
+    pub group_by: Vec<String>,
+    /// What to compute.
+    pub aggregates: Vec<Aggregate>,
+    /// Texts that mark a missing value.
+    #[serde(default)]
+    pub na: Option<Vec<String>>,
+    /// Input file (default: every `.csv` in the input directory).
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Output file name.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// One aggregated column and the statistics wanted of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// The numeric column.
+    pub column: String,
+    /// The statistics, in output order.
+    pub ops: Vec<Stat>,
+}
+
+/// A statistic of a numeric column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stat {
+    /// Number of values present.
+    Count,
+    /// Sum of the values.
+    Sum,
+    /// Arithmetic mean of the values.
+    Mean,
+    /// Smallest value.
+    Min,
+    /// Largest value.
+    Max,
+}
+
+impl Stat {
+    fn name(self) -> &'static str {
+        match self {
+            Stat::Count => "count",
+            Stat::Sum => "sum",
+            Stat::Mean => "mean",
+            Stat::Min => "min",
+            Stat::Max => "max",
+        }
+    }
+}
+
+/// Running statistics of one column within one group.
+#[derive(Debug, Clone, Copy)]
+struct Acc {
+    count: u64,
+    na: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc { count: 0, na: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+/// Groups and aggregates rows fed to it, then writes the table.
+#[derive(Debug)]
+pub struct Aggregator {
+    config: Config,
+    na: Vec<Vec<u8>>,
+    groups: BTreeMap<Vec<String>, Vec<Acc>>,
+    rows_in: u64,
+    na_total: u64,
+}
+
+impl Aggregator {
+    /// Checks a config; the error names the field.
+    pub fn new(config: Config) -> Result<Aggregator, String> {
+        if config.group_by.is_empty() {
+            return Err("`group_by` must name at least one column".to_string());
+        }
+        if config.aggregates.is_empty() {
+            return Err("`aggregates` must name at least one column".to_string());
+        }
+        if let Some(a) = config.aggregates.iter().find(|a| a.ops.is_empty()) {
+            return Err(format!("`aggregates`: column `{}` has no `ops`", a.column));
+        }
+        let na = config
+            .na
+            .clone()
+            .unwrap_or_else(|| runner_sdk::DEFAULT_NA.iter().map(|s| s.to_string()).collect())
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
+        Ok(Aggregator { config, na, groups: BTreeMap::new(), rows_in: 0, na_total: 0 })
+    }
+
+    /// Data rows read so far.
+    pub fn rows_in(&self) -> u64 {
+        self.rows_in
+    }
+
+    /// Missing values skipped so far, over all aggregated columns.
+    pub fn na_skipped(&self) -> u64 {
+        self.na_total
+    }
+
+    /// Number of groups so far.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Streams one CSV input (with a header line) into the groups. `name` names it in errors.
+    pub fn feed(&mut self, input: impl Read, name: &Path) -> Result<(), StepError> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+        let headers = reader.headers().map_err(|e| runner_sdk::csv_error(name, e))?.clone();
+        let keys = self
+            .config
+            .group_by
+            .iter()
+            .map(|c| runner_sdk::column_index(&headers, c, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let values = self
+            .config
+            .aggregates
+            .iter()
+            .map(|a| runner_sdk::column_index(&headers, &a.column, name))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut record = csv::ByteRecord::new();
+        let mut key: Vec<String> = Vec::with_capacity(keys.len());
+        let mut row = 0u64;
+        while reader.read_byte_record(&mut record).map_err(|e| runner_sdk::csv_error(name, e))? {
+            row += 1;
+            key.clear();
+            for &k in &keys {
+                key.push(String::from_utf8_lossy(record.get(k).unwrap_or_default()).into_owned());
+            }
+            // Look up before inserting so the common case clones no key.
+            let accs = match self.groups.get_mut(&key) {
+                Some(accs) => accs,
+                None => self
+                    .groups
+                    .entry(key.clone())
+                    .or_insert_with(|| vec![Acc::default(); values.len()]),
+            };
+            for (acc, (&v, agg)) in accs.iter_mut().zip(values.iter().zip(&self.config.aggregates))
+            {
+                let cell = record.get(v).unwrap_or_default();
+                if self.na.iter().any(|m| m.as_slice() == cell) {
+                    acc.na += 1;
+                    self.na_total += 1;
+                    continue;
+                }
+                let value = parse_number(cell).ok_or_else(|| {
+                    StepError::BadInput(format!(
+                        "`{}` data row {row}: column `{}` holds `{}`, which is not a number",
+                        name.display(),
+                        agg.column,
+                        String::from_utf8_lossy(cell)
+                    ))
+                })?;
+                acc.count += 1;
+                acc.sum += value;
+                acc.min = acc.min.min(value);
+                acc.max = acc.max.max(value);
+            }
+        }
+        self.rows_in += row;
+        Ok(())
+    }
+
+    /// Writes the table: group columns, then `<column>_<stat>` and `<column>_na` per
+    /// aggregate, one row per group in key order. Returns the number of rows written.
+    pub fn write(&self, output: impl Write, name: &Path) -> Result<u64, StepError> {
+        let mut writer = csv::Writer::from_writer(output);
+        let mut header: Vec<String> = self.config.group_by.clone();
+        for agg in &self.config.aggregates {
+            header.extend(agg.ops.iter().map(|s| format!("{}_{}", agg.column, s.name())));
+            header.push(format!("{}_na", agg.column));
+        }
+        writer.write_record(&header).map_err(|e| runner_sdk::csv_error(name, e))?;
+
+        for (key, accs) in &self.groups {
+            let mut row: Vec<String> = key.clone();
+            for (acc, agg) in accs.iter().zip(&self.config.aggregates) {
+                row.extend(agg.ops.iter().map(|&s| stat_text(acc, s)));
+                row.push(acc.na.to_string());
+            }
+            writer.write_record(&row).map_err(|e| runner_sdk::csv_error(name, e))?;
+        }
+        writer.flush().map_err(|e| runner_sdk::io_error(name, e))?;
+        Ok(self.groups.len() as u64)
+    }
+}
+
+fn parse_number(cell: &[u8]) -> Option<f64> {
+    std::str::from_utf8(cell).ok()?.trim().parse().ok()
+}
+
+/// A statistic as text; a group with no values present has `NA` for all but `count`.
+fn stat_text(acc: &Acc, stat: Stat) -> String {
+    if acc.count == 0 && stat != Stat::Count {
+        return "NA".to_string();
+    }
+    match stat {
+        Stat::Count => acc.count.to_string(),
+        Stat::Sum => acc.sum.to_string(),
+        Stat::Mean => (acc.sum / acc.count as f64).to_string(),
+        Stat::Min => acc.min.to_string(),
+        Stat::Max => acc.max.to_string(),
+    }
+}
+
+struct Step;
+
+impl Guest for Step {
+    fn run(ctx: RunContext) -> Result<Summary, StepError> {
+        let config: Config = runner_sdk::config(&ctx)?;
+        let input = config.input.clone();
+        let output_name = config.output.clone().unwrap_or_else(|| "aggregate.csv".to_string());
+        let mut agg = Aggregator::new(config)
+            .map_err(|m| StepError::InvalidConfig(format!("step `{}`: {m}", ctx.step)))?;
+
+        for name in runner_sdk::csv_inputs(&ctx, input.as_deref())? {
+            let path = runner_sdk::input_path(&ctx, &name);
+            let file = std::fs::File::open(&path).map_err(|e| runner_sdk::io_error(&path, e))?;
+            agg.feed(std::io::BufReader::with_capacity(256 * 1024, file), &path)?;
+        }
+        let path = runner_sdk::output_path(&ctx, &output_name);
+        let file = std::fs::File::create(&path).map_err(|e| runner_sdk::io_error(&path, e))?;
+        let rows_out = agg.write(file, &path)?;
+        runner_sdk::log(
+            runner_sdk::Level::Info,
+            &format!(
+                "{} rows in {} groups; {} missing values skipped",
+                agg.rows_in(),
+                agg.groups(),
+                agg.na_skipped()
+            ),
+        );
+        Ok(Summary {
+            rows_in: agg.rows_in(),
+            rows_out,
+            metrics: vec![
+                Metric { name: "groups".to_string(), value: agg.groups() as f64 },
+                Metric { name: "na-skipped".to_string(), value: agg.na_skipped() as f64 },
+            ],
+        })
+    }
+}
+
+runner_sdk::export!(Step);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aggregate(config: &str, csv: &str) -> Result<String, StepError> {
+        let config: Config = serde_json::from_str(config).unwrap();
+        let mut agg = Aggregator::new(config).map_err(StepError::InvalidConfig)?;
+        agg.feed(csv.as_bytes(), Path::new("t.csv"))?;
+        let mut out = Vec::new();
+        agg.write(&mut out, Path::new("out.csv"))?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn groups_are_sorted_and_each_statistic_is_right() {
+        // Hand count: a -> 4, 2, NA (count 2, sum 6, mean 3, min 2, max 4, na 1);
+        // b -> -5 (count 1); c -> NA only.
+        let data = "g,x\nb,-5\na,4\nc,NA\na,2\na,NA\n";
+        let out = aggregate(
+            r#"{"group_by":["g"],"aggregates":[{"column":"x","ops":["count","sum","mean","min","max"]}]}"#,
+            data,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "g,x_count,x_sum,x_mean,x_min,x_max,x_na\n\
+             a,2,6,3,2,4,1\n\
+             b,1,-5,-5,-5,-5,0\n\
+             c,0,NA,NA,NA,NA,1\n"
+        );
+    }
+
+    #[test]
+    fn several_group_columns_and_aggregates() {
+        let data = "o,d,x,y\nJFK,LAX,1,10\nJFK,SFO,2,20\nJFK,LAX,3,NA\nEWR,LAX,4,40\n";
+        let out = aggregate(
+            r#"{"group_by":["o","d"],"aggregates":[{"column":"x","ops":["mean"]},{"column":"y","ops":["max"]}]}"#,
+            data,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "o,d,x_mean,x_na,y_max,y_na\nEWR,LAX,4,0,40,0\nJFK,LAX,2,0,10,1\nJFK,SFO,2,0,20,0\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_group_column_is_named() {
+        let err = aggregate(
+            r#"{"group_by":["carrier"],"aggregates":[{"column":"x","ops":["count"]}]}"#,
+            "g,x\na,1\n",
+        )
+        .unwrap_err();
+        assert!(matches!(&err, StepError::MissingColumn(m) if m.contains("`carrier`")), "{err:?}");
+    }
+
+    #[test]
+    fn a_text_value_in_a_numeric_column_is_bad_input() {
+        let err = aggregate(
+            r#"{"group_by":["g"],"aggregates":[{"column":"x","ops":["sum"]}]}"#,
+            "g,x\na,1\na,oops\n",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, StepError::BadInput(m) if m.contains("row 2") && m.contains("`oops`")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn empty_group_by_or_ops_are_config_errors() {
+        assert!(aggregate(r#"{"group_by":[],"aggregates":[{"column":"x","ops":["sum"]}]}"#, "x\n")
+            .is_err());
+        assert!(aggregate(r#"{"group_by":["g"],"aggregates":[{"column":"x","ops":[]}]}"#, "g,x\n")
+            .is_err());
+    }
+}

@@ -1,0 +1,372 @@
+//! The command line: `run`, `serve`, `validate`, `runs` and `show`.
+//!
+//! Exit codes (also in the README): 0 success; 1 the job ran and did not succeed (a step
+//! failed or was interrupted); 2 bad input (arguments, job file, unknown job or run);
+//! 3 the runner itself failed (history store, file system). Errors are printed once, on
+//! stderr, as `error: ...` with their causes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::JobFile;
+use crate::pipeline::Runner;
+use crate::sandbox::Sandbox;
+use crate::schedule::SystemClock;
+use crate::store::{RunRecord, StepRecord, Store, Trigger};
+
+/// Default job file, looked up in the current directory.
+const DEFAULT_CONFIG: &str = "runner.toml";
+/// Default data directory when neither the command line nor the job file names one.
+const DEFAULT_DATA_DIR: &str = "runner-data";
+
+/// A job runner whose steps are sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about)]
+pub struct Cli {
+    /// The job file.
+    #[arg(long, short, global = true, env = "RUNNER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the SQLite history and run outputs live (default: the job file's
+    /// `runner.data_dir`, else `./runner-data`).
+    #[arg(long, global = true, env = "RUNNER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where plugins named without a path are found (default: the job file's
+    /// `runner.plugin_dir`).
+    #[arg(long, global = true, env = "RUNNER_PLUGIN_DIR")]
+    plugin_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a job once, now, and print where its report is.
+    Run {
+        /// The job's name.
+        job: String,
+    },
+    /// Fire jobs on their schedules until SIGINT or SIGTERM.
+    Serve,
+    /// Check a job file without running anything.
+    Validate {
+        /// The job file (default: --config).
+        file: Option<PathBuf>,
+    },
+    /// List past runs, newest first.
+    Runs {
+        /// Only this job's runs.
+        #[arg(long)]
+        job: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: its steps, durations, summaries and logs.
+    Show {
+        /// The run's id.
+        run_id: i64,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+/// Exit code of a run that did not succeed.
+pub const EXIT_RUN_FAILED: u8 = 1;
+/// Exit code of bad input: arguments, job file, unknown names.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of a failure of the runner itself.
+pub const EXIT_INTERNAL: u8 = 3;
+
+fn bad_input(error: anyhow::Error) -> Failure {
+    Failure { code: EXIT_BAD_INPUT, error }
+}
+
+fn internal(error: anyhow::Error) -> Failure {
+    Failure { code: EXIT_INTERNAL, error }
+}
+
+/// Parses the command line, runs the command and returns the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_INTERNAL);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) {
+    let default = match (cli.verbose, &cli.command) {
+        (0, Command::Serve) => "info",
+        (0, _) => "warn",
+        (1, _) => "info",
+        _ => "debug",
+    };
+    // wasmtime and sqlx are chatty at debug; keep them at warn unless asked via RUNNER_LOG.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "{default},wasmtime=warn,cranelift=warn,sqlx=warn"
+        ))
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cli.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Run { job } => cmd_run(&cli, job).await,
+        Command::Serve => cmd_serve(&cli).await,
+        Command::Validate { file } => cmd_validate(&cli, file.as_deref()).await,
+        Command::Runs { job, limit, json } => cmd_runs(&cli, job.as_deref(), *limit, *json).await,
+        Command::Show { run_id, json } => cmd_show(&cli, *run_id, *json).await,
+    }
+}
+
+/// The job file named on the command line, or `runner.toml`.
+fn load_job_file(cli: &Cli, explicit: Option<&Path>) -> Result<JobFile, Failure> {
+    let path = explicit
+        .or(cli.config.as_deref())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    JobFile::load(&path).map_err(|e| bad_input(e.into()))
+}
+
+fn data_dir(cli: &Cli, file: Option<&JobFile>) -> PathBuf {
+    if let Some(dir) = &cli.data_dir {
+        return dir.clone();
+    }
+    match file.and_then(|f| f.runner.data_dir.as_deref().map(|d| f.resolve(d))) {
+        Some(dir) => dir,
+        None => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+async fn open_store(dir: &Path) -> Result<Store, Failure> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory `{}`", dir.display()))
+        .map_err(internal)?;
+    Store::open(&dir.join("runner.db")).await.map_err(|e| internal(e.into()))
+}
+
+/// Loads the job file, validates it, and opens the store: what `run` and `serve` share.
+async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
+    let file = load_job_file(cli, None)?;
+    let sandbox = Arc::new(Sandbox::new().map_err(internal)?);
+    let problems = crate::validate::validate(&file, &sandbox, cli.plugin_dir.as_deref()).await;
+    if !problems.is_empty() {
+        let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
+        return Err(bad_input(anyhow::anyhow!(
+            "job file `{}` has {} problem(s):\n{}",
+            file.path.display(),
+            problems.len(),
+            list.join("\n")
+        )));
+    }
+    let data_dir = data_dir(cli, Some(&file));
+    let store = open_store(&data_dir).await?;
+    let data_dir = crate::config::normalize(&std::path::absolute(&data_dir).unwrap_or(data_dir));
+    Ok(Runner { file, store, sandbox, data_dir, plugin_dir: cli.plugin_dir.clone() })
+}
+
+async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
+    let runner = prepare(cli).await?;
+    let Some(job) = runner.file.job(job_name).cloned() else {
+        let names: Vec<&str> = runner.file.jobs.iter().map(|j| j.name.as_str()).collect();
+        return Err(bad_input(anyhow::anyhow!(
+            "no job `{job_name}` in `{}` (jobs: {})",
+            runner.file.path.display(),
+            names.join(", ")
+        )));
+    };
+    let cancel = crate::serve::stop_on_signals().map_err(internal)?;
+    let result = runner
+        .run_job(&job, Trigger::Manual, chrono::Utc::now(), &cancel)
+        .await
+        .map_err(|e| internal(e.into()))?
+        .ok_or_else(|| internal(anyhow::anyhow!("a manual run was refused as a duplicate")))?;
+
+    let (run, steps) =
+        runner.store.run_detail(result.run_id).await.map_err(|e| internal(e.into()))?;
+    println!("run {} of `{}`: {}", run.id, run.job, run.status);
+    for s in &steps {
+        println!("  {}", step_line(s));
+    }
+    if let Some(error) = &result.error {
+        println!("error: {error}");
+    }
+    if result.status == "succeeded"
+        && let Some(dir) = &result.output_dir
+    {
+        let report = dir.join("report.md");
+        if report.exists() {
+            println!("report: {}", report.display());
+        }
+        println!("output: {}", dir.display());
+    }
+    Ok(if result.status == "succeeded" { 0 } else { EXIT_RUN_FAILED })
+}
+
+async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
+    let runner = Arc::new(prepare(cli).await?);
+    let cancel: CancellationToken = crate::serve::stop_on_signals().map_err(internal)?;
+    crate::serve::serve(runner, Arc::new(SystemClock), cancel).await.map_err(internal)?;
+    Ok(0)
+}
+
+async fn cmd_validate(cli: &Cli, file: Option<&Path>) -> Result<u8, Failure> {
+    let file = load_job_file(cli, file)?;
+    let sandbox = Sandbox::new().map_err(internal)?;
+    let problems = crate::validate::validate(&file, &sandbox, cli.plugin_dir.as_deref()).await;
+    if problems.is_empty() {
+        let steps: usize = file.jobs.iter().map(|j| j.steps.len()).sum();
+        println!("`{}`: {} job(s), {steps} step(s), no problems", file.path.display(), file.jobs.len());
+        return Ok(0);
+    }
+    for p in &problems {
+        eprintln!("{}: {p}", file.path.display());
+    }
+    Err(bad_input(anyhow::anyhow!("{} problem(s) in `{}`", problems.len(), file.path.display())))
+}
+
+/// The store for the read-only commands: the job file is optional here.
+async fn history(cli: &Cli) -> Result<Store, Failure> {
+    let file = match (&cli.config, JobFile::load(Path::new(DEFAULT_CONFIG))) {
+        (Some(path), _) => Some(JobFile::load(path).map_err(|e| bad_input(e.into()))?),
+        (None, Ok(f)) => Some(f),
+        (None, Err(_)) => None,
+    };
+    let dir = data_dir(cli, file.as_ref());
+    if !dir.join("runner.db").exists() {
+        return Err(bad_input(anyhow::anyhow!(
+            "no run history in `{}` (give --data-dir, or run a job first)",
+            dir.display()
+        )));
+    }
+    open_store(&dir).await
+}
+
+async fn cmd_runs(cli: &Cli, job: Option<&str>, limit: u32, json: bool) -> Result<u8, Failure> {
+    let store = history(cli).await?;
+    let runs = store.list_runs(job, limit).await.map_err(|e| internal(e.into()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs).map_err(|e| internal(e.into()))?);
+        return Ok(0);
+    }
+    println!("{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  ERROR", "ID", "JOB", "LOGICAL TIME", "TRIGGER", "STATUS", "SECONDS");
+    for r in &runs {
+        println!(
+            "{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  {}",
+            r.id,
+            r.job,
+            r.logical_time,
+            r.trigger,
+            r.status,
+            seconds(r).map(|s| format!("{s:.2}")).unwrap_or_default(),
+            r.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(0)
+}
+
+async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
+    let store = history(cli).await?;
+    let (run, steps) = store.run_detail(run_id).await.map_err(|e| match e {
+        crate::store::StoreError::NoSuchRun(_) => bad_input(e.into()),
+        other => internal(other.into()),
+    })?;
+    if json {
+        let value = serde_json::json!({ "run": run, "steps": steps });
+        println!("{}", serde_json::to_string_pretty(&value).map_err(|e| internal(e.into()))?);
+        return Ok(0);
+    }
+    println!("run {} of `{}`", run.id, run.job);
+    println!("  status:       {}", run.status);
+    println!("  trigger:      {}", run.trigger);
+    println!("  logical time: {}", run.logical_time);
+    println!("  started:      {}", run.started_at.as_deref().unwrap_or("-"));
+    println!("  finished:     {}", run.finished_at.as_deref().unwrap_or("-"));
+    if let Some(e) = &run.error {
+        println!("  error:        {e}");
+    }
+    if let Some(o) = &run.output_dir {
+        println!("  output:       {o}");
+    }
+    for s in &steps {
+        println!();
+        println!("step {}", step_line(s));
+        println!("  plugin:  {} (sha256 {})", s.plugin, s.plugin_sha256.as_deref().unwrap_or("-"));
+        if let Some(m) = &s.metrics {
+            println!("  metrics: {m}");
+        }
+        if let Some(e) = &s.error {
+            println!("  error:   {e}");
+        }
+        if let Some(o) = &s.output_dir {
+            println!("  output:  {o} ({} bytes)", s.output_bytes.unwrap_or(0));
+        }
+        if !s.log.is_empty() {
+            println!("  log{}:", if s.log_truncated { " (truncated)" } else { "" });
+            for line in s.log.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn step_line(s: &StepRecord) -> String {
+    let rows = match (s.rows_in, s.rows_out) {
+        (Some(i), Some(o)) => format!("{i} -> {o} rows"),
+        _ => String::new(),
+    };
+    format!(
+        "{} {:<16} attempt {} {:<14} {:>9}  {rows}",
+        s.idx + 1,
+        s.name,
+        s.attempt,
+        s.outcome.as_deref().unwrap_or(&s.status),
+        s.duration_ms.map(|d| format!("{:.3} s", d / 1000.0)).unwrap_or_default(),
+    )
+}
+
+fn seconds(r: &RunRecord) -> Option<f64> {
+    let start = chrono::DateTime::parse_from_rfc3339(r.started_at.as_deref()?).ok()?;
+    let end = chrono::DateTime::parse_from_rfc3339(r.finished_at.as_deref()?).ok()?;
+    Some((end - start).num_milliseconds() as f64 / 1000.0)
+}

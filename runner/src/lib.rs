@@ -1,0 +1,15 @@
+//! The runner: a job runner whose steps are untrusted WebAssembly components.
+//!
+//! Jobs come from a TOML job file ([`config`]), fire on crontab schedules in a time zone
+//! ([`schedule`], [`serve`]), run step by step in a deny-by-default sandbox ([`sandbox`],
+//! [`pipeline`]) and are recorded in SQLite ([`store`]). [`validate`] checks a job file
+//! without running it, and [`cli`] is the command line over all of it.
+
+pub mod cli;
+pub mod config;
+pub mod pipeline;
+pub mod sandbox;
+pub mod schedule;
+pub mod serve;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,433 @@
+//! The run history in SQLite: jobs, runs and step attempts.
+//!
+//! One file under the data directory, WAL mode, schema from `migrations/` applied by sqlx's
+//! migrator at open. Every state change is written before the runner acts on it, so a crash
+//! loses nothing already recorded; runs a dead process left `running` are found at the next
+//! start (see [`Store::interrupt_unfinished`]).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::sandbox::{Outcome, StepReport};
+
+/// Errors of the history store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or migrated.
+    #[error("cannot open the run history `{path}`: {source}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// What sqlx said.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A query failed.
+    #[error("run history: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A run id that does not exist.
+    #[error("no run with id `{0}`")]
+    NoSuchRun(i64),
+}
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// Fired by the schedule.
+    Schedule,
+    /// Asked for by a person (`runner run`, `runner trigger`).
+    Manual,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+}
+
+/// A run as listed in the history.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRecord {
+    /// Run id.
+    pub id: i64,
+    /// Job name.
+    pub job: String,
+    /// The logical time the run is for.
+    pub logical_time: String,
+    /// `schedule`, `manual`, ...
+    pub trigger: String,
+    /// `queued`, `running`, `succeeded`, `failed`, `interrupted`.
+    pub status: String,
+    /// When it was queued.
+    pub queued_at: String,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The step that failed.
+    pub failed_step: Option<String>,
+    /// Output of the last step.
+    pub output_dir: Option<String>,
+}
+
+/// A step attempt as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Position in the job, from 0.
+    pub idx: i64,
+    /// Attempt number, from 1.
+    pub attempt: i64,
+    /// Step name.
+    pub name: String,
+    /// Plugin file.
+    pub plugin: String,
+    /// sha256 of the plugin that ran.
+    pub plugin_sha256: Option<String>,
+    /// `running`, `succeeded`, `failed`, `interrupted`.
+    pub status: String,
+    /// How it ended (see [`Outcome`]).
+    pub outcome: Option<String>,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<f64>,
+    /// Rows read.
+    pub rows_in: Option<i64>,
+    /// Rows written.
+    pub rows_out: Option<i64>,
+    /// Named figures (JSON object).
+    pub metrics: Option<serde_json::Value>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// Captured output.
+    pub log: String,
+    /// Whether the log was cut.
+    pub log_truncated: bool,
+    /// Output directory.
+    pub output_dir: Option<String>,
+    /// Bytes written to it.
+    pub output_bytes: Option<i64>,
+}
+
+/// The SQLite history.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Now, as stored: RFC 3339 UTC with milliseconds.
+pub fn now_text() -> String {
+    time_text(Utc::now())
+}
+
+/// A time as stored.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies the migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| open_err(e.into()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.into()))?;
+        sqlx::migrate!("../migrations").run(&pool).await.map_err(|e| open_err(e.into()))?;
+        Ok(Store { pool })
+    }
+
+    /// The pool, for modules that keep tables of their own.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Records a job's current definition and returns its id.
+    pub async fn upsert_job(
+        &self,
+        name: &str,
+        schedule: &str,
+        timezone: &str,
+        definition: &str,
+    ) -> Result<i64, StoreError> {
+        let now = now_text();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO jobs (name, schedule, timezone, definition, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+             ON CONFLICT (name) DO UPDATE SET
+                 schedule = excluded.schedule, timezone = excluded.timezone,
+                 definition = excluded.definition, updated_at = excluded.updated_at
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(schedule)
+        .bind(timezone)
+        .bind(definition)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Queues a run. For scheduled runs, returns `None` if that slot already has a run.
+    pub async fn create_run(
+        &self,
+        job_id: i64,
+        logical_time: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO runs (job_id, logical_time, trigger, status, queued_at)
+             VALUES (?1, ?2, ?3, 'queued', ?4)
+             ON CONFLICT DO NOTHING
+             RETURNING id",
+        )
+        .bind(job_id)
+        .bind(time_text(logical_time))
+        .bind(trigger.as_str())
+        .bind(now_text())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Marks a run as running.
+    pub async fn start_run(&self, run_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")
+            .bind(run_id)
+            .bind(now_text())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that a step attempt started; returns the attempt's row id.
+    pub async fn start_step(
+        &self,
+        run_id: i64,
+        idx: usize,
+        attempt: u32,
+        name: &str,
+        plugin: &str,
+        output_dir: &Path,
+    ) -> Result<i64, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO steps (run_id, idx, attempt, name, plugin, status, started_at, output_dir)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
+             RETURNING id",
+        )
+        .bind(run_id)
+        .bind(idx as i64)
+        .bind(attempt as i64)
+        .bind(name)
+        .bind(plugin)
+        .bind(now_text())
+        .bind(output_dir.display().to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Records how a step attempt ended.
+    pub async fn finish_step(
+        &self,
+        step_id: i64,
+        plugin_sha256: Option<&str>,
+        report: &StepReport,
+        output_bytes: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let status = match report.outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Interrupted => "interrupted",
+            _ => "failed",
+        };
+        let metrics = report.summary.as_ref().map(|s| {
+            let object: serde_json::Map<String, serde_json::Value> =
+                s.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+            serde_json::Value::Object(object).to_string()
+        });
+        sqlx::query(
+            "UPDATE steps SET status = ?2, outcome = ?3, finished_at = ?4, duration_ms = ?5,
+                 rows_in = ?6, rows_out = ?7, metrics = ?8, error = ?9, log = ?10,
+                 log_truncated = ?11, output_bytes = ?12, plugin_sha256 = ?13
+             WHERE id = ?1",
+        )
+        .bind(step_id)
+        .bind(status)
+        .bind(report.outcome.as_str())
+        .bind(now_text())
+        .bind(report.duration.as_secs_f64() * 1000.0)
+        .bind(report.summary.as_ref().map(|s| s.rows_in as i64))
+        .bind(report.summary.as_ref().map(|s| s.rows_out as i64))
+        .bind(metrics)
+        .bind(&report.error)
+        .bind(&report.log)
+        .bind(report.log_truncated)
+        .bind(output_bytes.map(|b| b as i64))
+        .bind(plugin_sha256)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: &str,
+        error: Option<&str>,
+        failed_step: Option<&str>,
+        output_dir: Option<&Path>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4, failed_step = ?5,
+                 output_dir = ?6
+             WHERE id = ?1",
+        )
+        .bind(run_id)
+        .bind(status)
+        .bind(now_text())
+        .bind(error)
+        .bind(failed_step)
+        .bind(output_dir.map(|p| p.display().to_string()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks every run and step still `queued` or `running` as interrupted: at start-up these
+    /// belong to a process that died. Returns how many runs were marked.
+    pub async fn interrupt_unfinished(&self, why: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_text();
+        sqlx::query(
+            "UPDATE steps SET status = 'interrupted', outcome = 'interrupted', finished_at = ?1,
+                 error = ?2
+             WHERE status IN ('queued', 'running')",
+        )
+        .bind(&now)
+        .bind(why)
+        .execute(&mut *tx)
+        .await?;
+        let runs = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?1, error = ?2
+             WHERE status IN ('queued', 'running')",
+        )
+        .bind(&now)
+        .bind(why)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(runs)
+    }
+
+    /// Lists runs, newest first.
+    pub async fn list_runs(
+        &self,
+        job: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, j.name, r.logical_time, r.trigger, r.status, r.queued_at, r.started_at,
+                    r.finished_at, r.error, r.failed_step, r.output_dir
+             FROM runs r JOIN jobs j ON j.id = r.job_id
+             WHERE ?1 IS NULL OR j.name = ?1
+             ORDER BY r.id DESC LIMIT ?2",
+        )
+        .bind(job)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(run_record).collect())
+    }
+
+    /// One run with its step attempts in order.
+    pub async fn run_detail(&self, run_id: i64) -> Result<(RunRecord, Vec<StepRecord>), StoreError> {
+        let row = sqlx::query(
+            "SELECT r.id, j.name, r.logical_time, r.trigger, r.status, r.queued_at, r.started_at,
+                    r.finished_at, r.error, r.failed_step, r.output_dir
+             FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?1",
+        )
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NoSuchRun(run_id))?;
+        let steps = sqlx::query(
+            "SELECT idx, attempt, name, plugin, plugin_sha256, status, outcome, started_at,
+                    finished_at, duration_ms, rows_in, rows_out, metrics, error, log,
+                    log_truncated, output_dir, output_bytes
+             FROM steps WHERE run_id = ?1 ORDER BY idx, attempt",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps = steps
+            .iter()
+            .map(|r| StepRecord {
+                idx: r.get(0),
+                attempt: r.get(1),
+                name: r.get(2),
+                plugin: r.get(3),
+                plugin_sha256: r.get(4),
+                status: r.get(5),
+                outcome: r.get(6),
+                started_at: r.get(7),
+                finished_at: r.get(8),
+                duration_ms: r.get(9),
+                rows_in: r.get(10),
+                rows_out: r.get(11),
+                metrics: r
+                    .get::<Option<String>, _>(12)
+                    .and_then(|m| serde_json::from_str(&m).ok()),
+                error: r.get(13),
+                log: r.get(14),
+                log_truncated: r.get(15),
+                output_dir: r.get(16),
+                output_bytes: r.get(17),
+            })
+            .collect();
+        Ok((run_record(&row), steps))
+    }
+}
+
+fn run_record(r: &sqlx::sqlite::SqliteRow) -> RunRecord {
+    RunRecord {
+        id: r.get(0),
+        job: r.get(1),
+        logical_time: r.get(2),
+        trigger: r.get(3),
+        status: r.get(4),
+        queued_at: r.get(5),
+        started_at: r.get(6),
+        finished_at: r.get(7),
+        error: r.get(8),
+        failed_step: r.get(9),
+        output_dir: r.get(10),
+    }
+}

@@ -1,0 +1,108 @@
+//! `runner validate`: every check that can be made without running a job, all reported at
+//! once, each naming the job, the step and the field.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use crate::config::JobFile;
+use crate::sandbox::{PluginError, Sandbox};
+use crate::schedule::Schedule;
+
+/// One problem found in a job file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The job, when the problem is in one.
+    pub job: Option<String>,
+    /// The step, when the problem is in one.
+    pub step: Option<String>,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong, with the value.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(job) = &self.job {
+            write!(f, "job `{job}`, ")?;
+        }
+        if let Some(step) = &self.step {
+            write!(f, "step `{step}`, ")?;
+        }
+        write!(f, "`{}`: {}", self.field, self.message)
+    }
+}
+
+/// Checks a loaded job file: names, schedules, zones, inputs, plugins (that they exist and
+/// are components of the step world, with the pinned digest) and limits.
+pub async fn validate(file: &JobFile, sandbox: &Sandbox, plugin_dir: Option<&Path>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut push = |job: Option<&str>, step: Option<&str>, field: &str, message: String| {
+        problems.push(Problem {
+            job: job.map(str::to_string),
+            step: step.map(str::to_string),
+            field: field.to_string(),
+            message,
+        })
+    };
+
+    if file.jobs.is_empty() {
+        push(None, None, "job", "the file declares no `[[job]]`".to_string());
+    }
+    let mut seen = HashSet::new();
+    for job in &file.jobs {
+        let j = Some(job.name.as_str());
+        if !valid_name(&job.name) {
+            push(j, None, "name", format!(
+                "`{}` is not a valid job name: use 1-64 letters, digits, `-` or `_`",
+                job.name
+            ));
+        }
+        if !seen.insert(job.name.clone()) {
+            push(j, None, "name", format!("`{}` is declared twice", job.name));
+        }
+        let zone_ok = job.timezone.parse::<chrono_tz::Tz>().is_ok();
+        if !zone_ok {
+            push(j, None, "timezone", format!(
+                "`{}` is not an IANA time zone (for example `Europe/Berlin` or `UTC`)",
+                job.timezone
+            ));
+        }
+        if let Err(e) = Schedule::parse(&job.schedule, if zone_ok { &job.timezone } else { "UTC" }) {
+            push(j, None, "schedule", e.to_string());
+        }
+        let input = file.resolve(&job.input);
+        if !input.exists() {
+            push(j, None, "input", format!("`{}` does not exist", input.display()));
+        }
+        if job.steps.is_empty() {
+            push(j, None, "step", "the job has no `[[job.step]]`".to_string());
+        }
+
+        for (spec, name) in job.steps.iter().zip(job.step_names()) {
+            let s = Some(name.as_str());
+            for limit in spec.limits.problems() {
+                push(j, s, "limits", limit);
+            }
+            if let Some(pin) = &spec.sha256
+                && !(pin.len() == 64 && pin.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                push(j, s, "sha256", format!("`{pin}` is not 64 hexadecimal digits"));
+                continue;
+            }
+            let path = file.plugin_path(&spec.plugin, plugin_dir);
+            if let Err(e) = sandbox.load(&path, spec.sha256.as_deref()).await {
+                let field = if matches!(e, PluginError::DigestMismatch { .. }) { "sha256" } else { "plugin" };
+                push(j, s, field, e.to_string());
+            }
+        }
+    }
+    problems
+}
+
+/// Job names end up in paths and logs: keep them plain.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
