@@ -62,5 +62,7 @@ CREATE TABLE steps (
     log_truncated  INTEGER NOT NULL DEFAULT 0,
     output_dir     TEXT,
     output_bytes   INTEGER,
+    -- The largest linear memory the guest grew to.
+    memory_peak_bytes INTEGER,
     UNIQUE (run_id, idx, attempt)
 );

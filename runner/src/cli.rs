@@ -100,18 +100,27 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_INTERNAL: u8 = 3;
 
 fn bad_input(error: anyhow::Error) -> Failure {
-    Failure { code: EXIT_BAD_INPUT, error }
+    Failure {
+        code: EXIT_BAD_INPUT,
+        error,
+    }
 }
 
 fn internal(error: anyhow::Error) -> Failure {
-    Failure { code: EXIT_INTERNAL, error }
+    Failure {
+        code: EXIT_INTERNAL,
+        error,
+    }
 }
 
 /// Parses the command line, runs the command and returns the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -140,7 +149,9 @@ fn init_tracing(cli: &Cli) {
             "{default},wasmtime=warn,cranelift=warn,sqlx=warn"
         ))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cli.log_json {
         builder.json().init();
     } else {
@@ -181,7 +192,9 @@ async fn open_store(dir: &Path) -> Result<Store, Failure> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory `{}`", dir.display()))
         .map_err(internal)?;
-    Store::open(&dir.join("runner.db")).await.map_err(|e| internal(e.into()))
+    Store::open(&dir.join("runner.db"))
+        .await
+        .map_err(|e| internal(e.into()))
 }
 
 /// Loads the job file, validates it, and opens the store: what `run` and `serve` share.
@@ -201,7 +214,13 @@ async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
     let data_dir = data_dir(cli, Some(&file));
     let store = open_store(&data_dir).await?;
     let data_dir = crate::config::normalize(&std::path::absolute(&data_dir).unwrap_or(data_dir));
-    Ok(Runner { file, store, sandbox, data_dir, plugin_dir: cli.plugin_dir.clone() })
+    Ok(Runner {
+        file,
+        store,
+        sandbox,
+        data_dir,
+        plugin_dir: cli.plugin_dir.clone(),
+    })
 }
 
 async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
@@ -221,8 +240,11 @@ async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
         .map_err(|e| internal(e.into()))?
         .ok_or_else(|| internal(anyhow::anyhow!("a manual run was refused as a duplicate")))?;
 
-    let (run, steps) =
-        runner.store.run_detail(result.run_id).await.map_err(|e| internal(e.into()))?;
+    let (run, steps) = runner
+        .store
+        .run_detail(result.run_id)
+        .await
+        .map_err(|e| internal(e.into()))?;
     println!("run {} of `{}`: {}", run.id, run.job, run.status);
     for s in &steps {
         println!("  {}", step_line(s));
@@ -239,13 +261,19 @@ async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
         }
         println!("output: {}", dir.display());
     }
-    Ok(if result.status == "succeeded" { 0 } else { EXIT_RUN_FAILED })
+    Ok(if result.status == "succeeded" {
+        0
+    } else {
+        EXIT_RUN_FAILED
+    })
 }
 
 async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
     let runner = Arc::new(prepare(cli).await?);
     let cancel: CancellationToken = crate::serve::stop_on_signals().map_err(internal)?;
-    crate::serve::serve(runner, Arc::new(SystemClock), cancel).await.map_err(internal)?;
+    crate::serve::serve(runner, Arc::new(SystemClock), cancel)
+        .await
+        .map_err(internal)?;
     Ok(0)
 }
 
@@ -255,13 +283,21 @@ async fn cmd_validate(cli: &Cli, file: Option<&Path>) -> Result<u8, Failure> {
     let problems = crate::validate::validate(&file, &sandbox, cli.plugin_dir.as_deref()).await;
     if problems.is_empty() {
         let steps: usize = file.jobs.iter().map(|j| j.steps.len()).sum();
-        println!("`{}`: {} job(s), {steps} step(s), no problems", file.path.display(), file.jobs.len());
+        println!(
+            "`{}`: {} job(s), {steps} step(s), no problems",
+            file.path.display(),
+            file.jobs.len()
+        );
         return Ok(0);
     }
     for p in &problems {
         eprintln!("{}: {p}", file.path.display());
     }
-    Err(bad_input(anyhow::anyhow!("{} problem(s) in `{}`", problems.len(), file.path.display())))
+    Err(bad_input(anyhow::anyhow!(
+        "{} problem(s) in `{}`",
+        problems.len(),
+        file.path.display()
+    )))
 }
 
 /// The store for the read-only commands: the job file is optional here.
@@ -283,12 +319,21 @@ async fn history(cli: &Cli) -> Result<Store, Failure> {
 
 async fn cmd_runs(cli: &Cli, job: Option<&str>, limit: u32, json: bool) -> Result<u8, Failure> {
     let store = history(cli).await?;
-    let runs = store.list_runs(job, limit).await.map_err(|e| internal(e.into()))?;
+    let runs = store
+        .list_runs(job, limit)
+        .await
+        .map_err(|e| internal(e.into()))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&runs).map_err(|e| internal(e.into()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).map_err(|e| internal(e.into()))?
+        );
         return Ok(0);
     }
-    println!("{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  ERROR", "ID", "JOB", "LOGICAL TIME", "TRIGGER", "STATUS", "SECONDS");
+    println!(
+        "{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  ERROR",
+        "ID", "JOB", "LOGICAL TIME", "TRIGGER", "STATUS", "SECONDS"
+    );
     for r in &runs {
         println!(
             "{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  {}",
@@ -312,15 +357,24 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
     })?;
     if json {
         let value = serde_json::json!({ "run": run, "steps": steps });
-        println!("{}", serde_json::to_string_pretty(&value).map_err(|e| internal(e.into()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).map_err(|e| internal(e.into()))?
+        );
         return Ok(0);
     }
     println!("run {} of `{}`", run.id, run.job);
     println!("  status:       {}", run.status);
     println!("  trigger:      {}", run.trigger);
     println!("  logical time: {}", run.logical_time);
-    println!("  started:      {}", run.started_at.as_deref().unwrap_or("-"));
-    println!("  finished:     {}", run.finished_at.as_deref().unwrap_or("-"));
+    println!(
+        "  started:      {}",
+        run.started_at.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  finished:     {}",
+        run.finished_at.as_deref().unwrap_or("-")
+    );
     if let Some(e) = &run.error {
         println!("  error:        {e}");
     }
@@ -330,9 +384,19 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
     for s in &steps {
         println!();
         println!("step {}", step_line(s));
-        println!("  plugin:  {} (sha256 {})", s.plugin, s.plugin_sha256.as_deref().unwrap_or("-"));
+        println!(
+            "  plugin:  {} (sha256 {})",
+            s.plugin,
+            s.plugin_sha256.as_deref().unwrap_or("-")
+        );
         if let Some(m) = &s.metrics {
             println!("  metrics: {m}");
+        }
+        if let Some(peak) = s.memory_peak_bytes.filter(|&p| p > 0) {
+            println!(
+                "  memory:  {:.1} MiB peak linear memory",
+                peak as f64 / (1 << 20) as f64
+            );
         }
         if let Some(e) = &s.error {
             println!("  error:   {e}");
@@ -341,7 +405,10 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
             println!("  output:  {o} ({} bytes)", s.output_bytes.unwrap_or(0));
         }
         if !s.log.is_empty() {
-            println!("  log{}:", if s.log_truncated { " (truncated)" } else { "" });
+            println!(
+                "  log{}:",
+                if s.log_truncated { " (truncated)" } else { "" }
+            );
             for line in s.log.lines() {
                 println!("    {line}");
             }
@@ -361,7 +428,9 @@ fn step_line(s: &StepRecord) -> String {
         s.name,
         s.attempt,
         s.outcome.as_deref().unwrap_or(&s.status),
-        s.duration_ms.map(|d| format!("{:.3} s", d / 1000.0)).unwrap_or_default(),
+        s.duration_ms
+            .map(|d| format!("{:.3} s", d / 1000.0))
+            .unwrap_or_default(),
     )
 }
 

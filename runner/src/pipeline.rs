@@ -55,14 +55,20 @@ impl Runner {
         cancel: &CancellationToken,
     ) -> Result<Option<RunResult>, StoreError> {
         let definition = serde_json::to_string(job).unwrap_or_default();
-        let job_id =
-            self.store.upsert_job(&job.name, &job.schedule, &job.timezone, &definition).await?;
+        let job_id = self
+            .store
+            .upsert_job(&job.name, &job.schedule, &job.timezone, &definition)
+            .await?;
         let Some(run_id) = self.store.create_run(job_id, logical_time, trigger).await? else {
             info!(job = %job.name, logical_time = %time_text(logical_time), "slot already has a run");
             return Ok(None);
         };
-        let span = info_span!("run", job = %job.name, run_id, logical_time = %time_text(logical_time));
-        self.execute(job, run_id, logical_time, cancel).instrument(span).await.map(Some)
+        let span =
+            info_span!("run", job = %job.name, run_id, logical_time = %time_text(logical_time));
+        self.execute(job, run_id, logical_time, cancel)
+            .instrument(span)
+            .await
+            .map(Some)
     }
 
     async fn execute(
@@ -80,7 +86,9 @@ impl Runner {
             Ok(dir) => dir,
             Err(message) => {
                 warn!(error = %message, "run failed before its first step");
-                self.store.finish_run(run_id, "failed", Some(&message), None, None).await?;
+                self.store
+                    .finish_run(run_id, "failed", Some(&message), None, None)
+                    .await?;
                 return Ok(RunResult {
                     run_id,
                     status: "failed",
@@ -99,11 +107,22 @@ impl Runner {
                 .await?;
             let span = info_span!("step", step = %name, idx, plugin = %spec.plugin);
             let (report, sha256) = self
-                .run_step(job, run_id, logical_time, idx, name, &input_dir, &output_dir, cancel)
+                .run_step(
+                    job,
+                    run_id,
+                    logical_time,
+                    idx,
+                    name,
+                    &input_dir,
+                    &output_dir,
+                    cancel,
+                )
                 .instrument(span)
                 .await;
             let bytes = dir_bytes(&output_dir);
-            self.store.finish_step(step_id, sha256.as_deref(), &report, bytes).await?;
+            self.store
+                .finish_step(step_id, sha256.as_deref(), &report, bytes)
+                .await?;
             info!(
                 step = %name,
                 outcome = report.outcome.as_str(),
@@ -112,7 +131,11 @@ impl Runner {
             );
 
             if !report.outcome.is_success() {
-                let status = if report.outcome == Outcome::Interrupted { "interrupted" } else { "failed" };
+                let status = if report.outcome == Outcome::Interrupted {
+                    "interrupted"
+                } else {
+                    "failed"
+                };
                 let message = format!(
                     "step {} `{name}` ended with {}: {}",
                     idx + 1,
@@ -120,7 +143,13 @@ impl Runner {
                     report.error.as_deref().unwrap_or("no reason given")
                 );
                 self.store
-                    .finish_run(run_id, status, Some(&message), Some(name), Some(&output_dir))
+                    .finish_run(
+                        run_id,
+                        status,
+                        Some(&message),
+                        Some(name),
+                        Some(&output_dir),
+                    )
                     .await?;
                 warn!(error = %message, "run {status}");
                 return Ok(RunResult {
@@ -133,9 +162,16 @@ impl Runner {
             input_dir = output_dir;
         }
 
-        self.store.finish_run(run_id, "succeeded", None, None, Some(&input_dir)).await?;
+        self.store
+            .finish_run(run_id, "succeeded", None, None, Some(&input_dir))
+            .await?;
         info!("run succeeded");
-        Ok(RunResult { run_id, status: "succeeded", error: None, output_dir: Some(input_dir) })
+        Ok(RunResult {
+            run_id,
+            status: "succeeded",
+            error: None,
+            output_dir: Some(input_dir),
+        })
     }
 
     /// Loads the plugin and runs one attempt; returns its report and the digest that ran.
@@ -161,6 +197,7 @@ impl Runner {
                     log: String::new(),
                     log_truncated: false,
                     duration: std::time::Duration::ZERO,
+                    memory_peak_bytes: 0,
                 },
                 None,
             )
@@ -171,7 +208,9 @@ impl Runner {
                 format!("cannot create output `{}`: {e}", output_dir.display()),
             );
         }
-        let path = self.file.plugin_path(&spec.plugin, self.plugin_dir.as_deref());
+        let path = self
+            .file
+            .plugin_path(&spec.plugin, self.plugin_dir.as_deref());
         let plugin = match self.sandbox.load(&path, spec.sha256.as_deref()).await {
             Ok(p) => p,
             Err(e) => return early(Outcome::LoadError, e.to_string()),
@@ -188,7 +227,12 @@ impl Runner {
             output_dir: String::new(),
             inputs: Vec::new(),
         };
-        let input = StepInput { context, input_dir, output_dir, limits: &spec.limits };
+        let input = StepInput {
+            context,
+            input_dir,
+            output_dir,
+            limits: &spec.limits,
+        };
         let report = tokio::select! {
             report = self.sandbox.run(&plugin, input) => report,
             () = cancel.cancelled() => StepReport {
@@ -198,6 +242,7 @@ impl Runner {
                 log: String::new(),
                 log_truncated: false,
                 duration: std::time::Duration::ZERO,
+                memory_peak_bytes: 0,
             },
         };
         (report, Some(plugin.sha256.clone()))
@@ -216,11 +261,17 @@ fn stage_input(input: &Path, run_dir: &Path) -> Result<PathBuf, String> {
     let staged = run_dir.join("input");
     std::fs::create_dir_all(&staged)
         .map_err(|e| format!("cannot create `{}`: {e}", staged.display()))?;
-    let name = input.file_name().ok_or_else(|| format!("input `{}` has no file name", input.display()))?;
+    let name = input
+        .file_name()
+        .ok_or_else(|| format!("input `{}` has no file name", input.display()))?;
     let target = staged.join(name);
     if std::fs::hard_link(input, &target).is_err() {
         std::fs::copy(input, &target).map_err(|e| {
-            format!("cannot copy input `{}` to `{}`: {e}", input.display(), target.display())
+            format!(
+                "cannot copy input `{}` to `{}`: {e}",
+                input.display(),
+                target.display()
+            )
         })?;
     }
     Ok(staged)
@@ -228,7 +279,15 @@ fn stage_input(input: &Path, run_dir: &Path) -> Result<PathBuf, String> {
 
 /// A step name fit for a directory name.
 fn safe_name(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Total bytes of the regular files in a directory tree (symlinks are not followed).

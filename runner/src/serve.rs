@@ -31,7 +31,10 @@ pub async fn serve(
         .interrupt_unfinished("the runner process ended before the run finished")
         .await?;
     if recovered > 0 {
-        warn!(runs = recovered, "marked runs left unfinished by an earlier process as interrupted");
+        warn!(
+            runs = recovered,
+            "marked runs left unfinished by an earlier process as interrupted"
+        );
     }
 
     let mut schedules = Vec::new();
@@ -80,7 +83,10 @@ pub async fn serve(
         }
     }
 
-    info!(running = running.len(), "stop signal: no more fires; waiting for running steps to record");
+    info!(
+        running = running.len(),
+        "stop signal: no more fires; waiting for running steps to record"
+    );
     while running.join_next().await.is_some() {}
     Ok(())
 }

@@ -120,6 +120,8 @@ pub struct StepRecord {
     pub output_dir: Option<String>,
     /// Bytes written to it.
     pub output_bytes: Option<i64>,
+    /// The largest linear memory the guest grew to, in bytes.
+    pub memory_peak_bytes: Option<i64>,
 }
 
 /// The SQLite history.
@@ -158,7 +160,10 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.into()))?;
-        sqlx::migrate!("../migrations").run(&pool).await.map_err(|e| open_err(e.into()))?;
+        sqlx::migrate!("../migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| open_err(e.into()))?;
         Ok(Store { pool })
     }
 
@@ -267,14 +272,18 @@ impl Store {
             _ => "failed",
         };
         let metrics = report.summary.as_ref().map(|s| {
-            let object: serde_json::Map<String, serde_json::Value> =
-                s.metrics.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+            let object: serde_json::Map<String, serde_json::Value> = s
+                .metrics
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+                .collect();
             serde_json::Value::Object(object).to_string()
         });
         sqlx::query(
             "UPDATE steps SET status = ?2, outcome = ?3, finished_at = ?4, duration_ms = ?5,
                  rows_in = ?6, rows_out = ?7, metrics = ?8, error = ?9, log = ?10,
-                 log_truncated = ?11, output_bytes = ?12, plugin_sha256 = ?13
+                 log_truncated = ?11, output_bytes = ?12, plugin_sha256 = ?13,
+                 memory_peak_bytes = ?14
              WHERE id = ?1",
         )
         .bind(step_id)
@@ -290,6 +299,7 @@ impl Store {
         .bind(report.log_truncated)
         .bind(output_bytes.map(|b| b as i64))
         .bind(plugin_sha256)
+        .bind(report.memory_peak_bytes as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -368,7 +378,10 @@ impl Store {
     }
 
     /// One run with its step attempts in order.
-    pub async fn run_detail(&self, run_id: i64) -> Result<(RunRecord, Vec<StepRecord>), StoreError> {
+    pub async fn run_detail(
+        &self,
+        run_id: i64,
+    ) -> Result<(RunRecord, Vec<StepRecord>), StoreError> {
         let row = sqlx::query(
             "SELECT r.id, j.name, r.logical_time, r.trigger, r.status, r.queued_at, r.started_at,
                     r.finished_at, r.error, r.failed_step, r.output_dir
@@ -381,7 +394,7 @@ impl Store {
         let steps = sqlx::query(
             "SELECT idx, attempt, name, plugin, plugin_sha256, status, outcome, started_at,
                     finished_at, duration_ms, rows_in, rows_out, metrics, error, log,
-                    log_truncated, output_dir, output_bytes
+                    log_truncated, output_dir, output_bytes, memory_peak_bytes
              FROM steps WHERE run_id = ?1 ORDER BY idx, attempt",
         )
         .bind(run_id)
@@ -410,6 +423,7 @@ impl Store {
                 log_truncated: r.get(15),
                 output_dir: r.get(16),
                 output_bytes: r.get(17),
+                memory_peak_bytes: r.get(18),
             })
             .collect();
         Ok((run_record(&row), steps))

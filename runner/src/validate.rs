@@ -36,7 +36,11 @@ impl fmt::Display for Problem {
 
 /// Checks a loaded job file: names, schedules, zones, inputs, plugins (that they exist and
 /// are components of the step world, with the pinned digest) and limits.
-pub async fn validate(file: &JobFile, sandbox: &Sandbox, plugin_dir: Option<&Path>) -> Vec<Problem> {
+pub async fn validate(
+    file: &JobFile,
+    sandbox: &Sandbox,
+    plugin_dir: Option<&Path>,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut push = |job: Option<&str>, step: Option<&str>, field: &str, message: String| {
         problems.push(Problem {
@@ -48,33 +52,54 @@ pub async fn validate(file: &JobFile, sandbox: &Sandbox, plugin_dir: Option<&Pat
     };
 
     if file.jobs.is_empty() {
-        push(None, None, "job", "the file declares no `[[job]]`".to_string());
+        push(
+            None,
+            None,
+            "job",
+            "the file declares no `[[job]]`".to_string(),
+        );
     }
     let mut seen = HashSet::new();
     for job in &file.jobs {
         let j = Some(job.name.as_str());
         if !valid_name(&job.name) {
-            push(j, None, "name", format!(
-                "`{}` is not a valid job name: use 1-64 letters, digits, `-` or `_`",
-                job.name
-            ));
+            push(
+                j,
+                None,
+                "name",
+                format!(
+                    "`{}` is not a valid job name: use 1-64 letters, digits, `-` or `_`",
+                    job.name
+                ),
+            );
         }
         if !seen.insert(job.name.clone()) {
             push(j, None, "name", format!("`{}` is declared twice", job.name));
         }
         let zone_ok = job.timezone.parse::<chrono_tz::Tz>().is_ok();
         if !zone_ok {
-            push(j, None, "timezone", format!(
-                "`{}` is not an IANA time zone (for example `Europe/Berlin` or `UTC`)",
-                job.timezone
-            ));
+            push(
+                j,
+                None,
+                "timezone",
+                format!(
+                    "`{}` is not an IANA time zone (for example `Europe/Berlin` or `UTC`)",
+                    job.timezone
+                ),
+            );
         }
-        if let Err(e) = Schedule::parse(&job.schedule, if zone_ok { &job.timezone } else { "UTC" }) {
+        if let Err(e) = Schedule::parse(&job.schedule, if zone_ok { &job.timezone } else { "UTC" })
+        {
             push(j, None, "schedule", e.to_string());
         }
         let input = file.resolve(&job.input);
         if !input.exists() {
-            push(j, None, "input", format!("`{}` does not exist", input.display()));
+            push(
+                j,
+                None,
+                "input",
+                format!("`{}` does not exist", input.display()),
+            );
         }
         if job.steps.is_empty() {
             push(j, None, "step", "the job has no `[[job.step]]`".to_string());
@@ -88,12 +113,21 @@ pub async fn validate(file: &JobFile, sandbox: &Sandbox, plugin_dir: Option<&Pat
             if let Some(pin) = &spec.sha256
                 && !(pin.len() == 64 && pin.chars().all(|c| c.is_ascii_hexdigit()))
             {
-                push(j, s, "sha256", format!("`{pin}` is not 64 hexadecimal digits"));
+                push(
+                    j,
+                    s,
+                    "sha256",
+                    format!("`{pin}` is not 64 hexadecimal digits"),
+                );
                 continue;
             }
             let path = file.plugin_path(&spec.plugin, plugin_dir);
             if let Err(e) = sandbox.load(&path, spec.sha256.as_deref()).await {
-                let field = if matches!(e, PluginError::DigestMismatch { .. }) { "sha256" } else { "plugin" };
+                let field = if matches!(e, PluginError::DigestMismatch { .. }) {
+                    "sha256"
+                } else {
+                    "plugin"
+                };
                 push(j, s, field, e.to_string());
             }
         }
@@ -104,5 +138,7 @@ pub async fn validate(file: &JobFile, sandbox: &Sandbox, plugin_dir: Option<&Pat
 /// Job names end up in paths and logs: keep them plain.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

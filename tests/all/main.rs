@@ -1,1 +1,11 @@
+//! Integration tests of the runner: the binary as a user runs it, and the library where a
+//! test needs to look inside one process.
+//!
+//! Plugins are built once per test run, before the tests, by `cargo plugins` (see the
+//! README); [`support`] finds them and fails with that instruction if they are missing.
 
+mod bad_input;
+mod cli;
+mod flights;
+mod serve;
+mod support;

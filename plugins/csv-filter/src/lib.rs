@@ -121,13 +121,19 @@ impl Filter {
     /// Checks a config; the error names the field and the value.
     pub fn new(config: &Config) -> Result<Filter, String> {
         let na = config.na.clone().unwrap_or_else(|| {
-            runner_sdk::DEFAULT_NA.iter().map(|s| s.to_string()).collect()
+            runner_sdk::DEFAULT_NA
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         });
         let needs_value = !matches!(config.op, Op::IsNa | Op::IsNotNa);
         let target = match (&config.value, needs_value) {
             (None, false) => Target::None,
             (Some(_), false) => {
-                return Err(format!("`value` is not used with op `{:?}`: remove it", config.op));
+                return Err(format!(
+                    "`value` is not used with op `{:?}`: remove it",
+                    config.op
+                ));
             }
             (None, true) => return Err("`value` is required with this `op`".to_string()),
             (Some(v), true) => {
@@ -148,7 +154,12 @@ impl Filter {
                 }
             }
         };
-        Ok(Filter { column: config.column.clone(), op: config.op, target, na })
+        Ok(Filter {
+            column: config.column.clone(),
+            op: config.op,
+            target,
+            na,
+        })
     }
 
     /// Streams `input` to `output`, keeping the header and the rows that match.
@@ -159,15 +170,25 @@ impl Filter {
         output: impl Write,
         name: &std::path::Path,
     ) -> Result<Counts, StepError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(input);
         let mut writer = csv::Writer::from_writer(output);
-        let headers = reader.headers().map_err(|e| runner_sdk::csv_error(name, e))?.clone();
+        let headers = reader
+            .headers()
+            .map_err(|e| runner_sdk::csv_error(name, e))?
+            .clone();
         let index = runner_sdk::column_index(&headers, &self.column, name)?;
-        writer.write_record(&headers).map_err(|e| runner_sdk::csv_error(name, e))?;
+        writer
+            .write_record(&headers)
+            .map_err(|e| runner_sdk::csv_error(name, e))?;
 
         let mut counts = Counts::default();
         let mut record = csv::ByteRecord::new();
-        while reader.read_byte_record(&mut record).map_err(|e| runner_sdk::csv_error(name, e))? {
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| runner_sdk::csv_error(name, e))?
+        {
             counts.rows_in += 1;
             let cell = record.get(index).unwrap_or_default();
             let is_na = self.na.iter().any(|m| m.as_bytes() == cell);
@@ -176,7 +197,9 @@ impl Filter {
             }
             if self.keeps(cell, is_na, counts.rows_in, name)? {
                 counts.rows_out += 1;
-                writer.write_byte_record(&record).map_err(|e| runner_sdk::csv_error(name, e))?;
+                writer
+                    .write_byte_record(&record)
+                    .map_err(|e| runner_sdk::csv_error(name, e))?;
             }
         }
         writer.flush().map_err(|e| runner_sdk::io_error(name, e))?;
@@ -240,13 +263,17 @@ impl Guest for Step {
         for name in runner_sdk::csv_inputs(&ctx, config.input.as_deref())? {
             let input = runner_sdk::input_path(&ctx, &name);
             let output = runner_sdk::output_path(&ctx, &name);
-            let reader = std::fs::File::open(&input).map_err(|e| runner_sdk::io_error(&input, e))?;
+            let reader =
+                std::fs::File::open(&input).map_err(|e| runner_sdk::io_error(&input, e))?;
             let writer =
                 std::fs::File::create(&output).map_err(|e| runner_sdk::io_error(&output, e))?;
             let counts = filter.apply(reader, writer, &input)?;
             runner_sdk::log(
                 runner_sdk::Level::Info,
-                &format!("{name}: kept {} of {} rows", counts.rows_out, counts.rows_in),
+                &format!(
+                    "{name}: kept {} of {} rows",
+                    counts.rows_out, counts.rows_in
+                ),
             );
             total.rows_in += counts.rows_in;
             total.rows_out += counts.rows_out;
@@ -255,7 +282,10 @@ impl Guest for Step {
         Ok(Summary {
             rows_in: total.rows_in,
             rows_out: total.rows_out,
-            metrics: vec![Metric { name: "na".to_string(), value: total.na as f64 }],
+            metrics: vec![Metric {
+                name: "na".to_string(),
+                value: total.na as f64,
+            }],
         })
     }
 }
@@ -280,7 +310,14 @@ mod tests {
     fn numeric_greater_than_drops_missing_values() {
         let (counts, out) = run(r#"{"column":"v","op":">","value":0}"#, DATA).unwrap();
         assert_eq!(out, "k,v\na,3\nd,10\n");
-        assert_eq!(counts, Counts { rows_in: 5, rows_out: 2, na: 2 });
+        assert_eq!(
+            counts,
+            Counts {
+                rows_in: 5,
+                rows_out: 2,
+                na: 2
+            }
+        );
     }
 
     #[test]
@@ -292,33 +329,44 @@ mod tests {
 
     #[test]
     fn text_comparison_when_configured() {
-        let (_, out) =
-            run(r#"{"column":"v","op":"<","value":"5","compare":"text"}"#, DATA).unwrap();
+        let (_, out) = run(
+            r#"{"column":"v","op":"<","value":"5","compare":"text"}"#,
+            DATA,
+        )
+        .unwrap();
         // Byte order: "-1" < "10" < "3" < "5"; NA and empty are missing and never match.
         assert_eq!(out, "k,v\na,3\nc,-1\nd,10\n");
     }
 
     #[test]
     fn equality_inequality_and_bounds() {
-        let eq = run(r#"{"column":"k","op":"=","value":"c"}"#, DATA).unwrap().1;
+        let eq = run(r#"{"column":"k","op":"=","value":"c"}"#, DATA)
+            .unwrap()
+            .1;
         assert_eq!(eq, "k,v\nc,-1\n");
-        let ne = run(r#"{"column":"v","op":"!=","value":3}"#, DATA).unwrap().1;
+        let ne = run(r#"{"column":"v","op":"!=","value":3}"#, DATA)
+            .unwrap()
+            .1;
         assert_eq!(ne, "k,v\nc,-1\nd,10\n");
-        let le = run(r#"{"column":"v","op":"<=","value":3}"#, DATA).unwrap().1;
+        let le = run(r#"{"column":"v","op":"<=","value":3}"#, DATA)
+            .unwrap()
+            .1;
         assert_eq!(le, "k,v\na,3\nc,-1\n");
-        let ge = run(r#"{"column":"v","op":">=","value":3}"#, DATA).unwrap().1;
+        let ge = run(r#"{"column":"v","op":">=","value":3}"#, DATA)
+            .unwrap()
+            .1;
         assert_eq!(ge, "k,v\na,3\nd,10\n");
     }
 
     #[test]
     fn is_na_and_is_not_na() {
         let (c, na) = run(r#"{"column":"v","op":"is-na"}"#, DATA).unwrap();
-        assert_eq!(na, "k,v\nb,NA\ne,\"\"\n");
+        assert_eq!(na, "k,v\nb,NA\ne,\n");
         assert_eq!(c.rows_out, 2);
         let (c, present) = run(r#"{"column":"v","op":"is-not-na","na":["NA"]}"#, DATA).unwrap();
         // With only "NA" as the marker, the empty cell counts as present.
         assert_eq!(c.rows_out, 4);
-        assert!(present.ends_with("e,\"\"\n"));
+        assert!(present.ends_with("c,-1\nd,10\ne,\n"), "{present}");
     }
 
     #[test]
@@ -345,6 +393,12 @@ mod tests {
     fn a_value_with_is_na_or_none_with_a_comparison_is_rejected() {
         assert!(run(r#"{"column":"v","op":"is-na","value":1}"#, DATA).is_err());
         assert!(run(r#"{"column":"v","op":">"}"#, DATA).is_err());
-        assert!(run(r#"{"column":"v","op":">","value":"x","compare":"number"}"#, DATA).is_err());
+        assert!(
+            run(
+                r#"{"column":"v","op":">","value":"x","compare":"number"}"#,
+                DATA
+            )
+            .is_err()
+        );
     }
 }

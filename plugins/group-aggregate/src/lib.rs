@@ -90,7 +90,13 @@ struct Acc {
 
 impl Default for Acc {
     fn default() -> Self {
-        Acc { count: 0, na: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+        Acc {
+            count: 0,
+            na: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
     }
 }
 
@@ -99,7 +105,8 @@ impl Default for Acc {
 pub struct Aggregator {
     config: Config,
     na: Vec<Vec<u8>>,
-    groups: BTreeMap<Vec<String>, Vec<Acc>>,
+    /// Groups by encoded key (see [`encode_key`]); sorted for output at write time.
+    groups: BTreeMap<Vec<u8>, Vec<Acc>>,
     rows_in: u64,
     na_total: u64,
 }
@@ -119,11 +126,22 @@ impl Aggregator {
         let na = config
             .na
             .clone()
-            .unwrap_or_else(|| runner_sdk::DEFAULT_NA.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_else(|| {
+                runner_sdk::DEFAULT_NA
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
             .into_iter()
             .map(String::into_bytes)
             .collect();
-        Ok(Aggregator { config, na, groups: BTreeMap::new(), rows_in: 0, na_total: 0 })
+        Ok(Aggregator {
+            config,
+            na,
+            groups: BTreeMap::new(),
+            rows_in: 0,
+            na_total: 0,
+        })
     }
 
     /// Data rows read so far.
@@ -143,8 +161,13 @@ impl Aggregator {
 
     /// Streams one CSV input (with a header line) into the groups. `name` names it in errors.
     pub fn feed(&mut self, input: impl Read, name: &Path) -> Result<(), StepError> {
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
-        let headers = reader.headers().map_err(|e| runner_sdk::csv_error(name, e))?.clone();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|e| runner_sdk::csv_error(name, e))?
+            .clone();
         let keys = self
             .config
             .group_by
@@ -159,23 +182,25 @@ impl Aggregator {
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut record = csv::ByteRecord::new();
-        let mut key: Vec<String> = Vec::with_capacity(keys.len());
+        let mut key: Vec<u8> = Vec::with_capacity(64);
         let mut row = 0u64;
-        while reader.read_byte_record(&mut record).map_err(|e| runner_sdk::csv_error(name, e))? {
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| runner_sdk::csv_error(name, e))?
+        {
             row += 1;
-            key.clear();
-            for &k in &keys {
-                key.push(String::from_utf8_lossy(record.get(k).unwrap_or_default()).into_owned());
-            }
-            // Look up before inserting so the common case clones no key.
-            let accs = match self.groups.get_mut(&key) {
+            encode_key(&record, &keys, &mut key);
+            // Look up before inserting so the common case allocates nothing.
+            let accs = match self.groups.get_mut(key.as_slice()) {
                 Some(accs) => accs,
                 None => self
                     .groups
                     .entry(key.clone())
                     .or_insert_with(|| vec![Acc::default(); values.len()]),
             };
-            for (acc, (&v, agg)) in accs.iter_mut().zip(values.iter().zip(&self.config.aggregates))
+            for (acc, (&v, agg)) in accs
+                .iter_mut()
+                .zip(values.iter().zip(&self.config.aggregates))
             {
                 let cell = record.get(v).unwrap_or_default();
                 if self.na.iter().any(|m| m.as_slice() == cell) {
@@ -207,22 +232,58 @@ impl Aggregator {
         let mut writer = csv::Writer::from_writer(output);
         let mut header: Vec<String> = self.config.group_by.clone();
         for agg in &self.config.aggregates {
-            header.extend(agg.ops.iter().map(|s| format!("{}_{}", agg.column, s.name())));
+            header.extend(
+                agg.ops
+                    .iter()
+                    .map(|s| format!("{}_{}", agg.column, s.name())),
+            );
             header.push(format!("{}_na", agg.column));
         }
-        writer.write_record(&header).map_err(|e| runner_sdk::csv_error(name, e))?;
+        writer
+            .write_record(&header)
+            .map_err(|e| runner_sdk::csv_error(name, e))?;
 
-        for (key, accs) in &self.groups {
-            let mut row: Vec<String> = key.clone();
+        let mut groups: Vec<(Vec<String>, &Vec<Acc>)> = self
+            .groups
+            .iter()
+            .map(|(k, accs)| (decode_key(k), accs))
+            .collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, accs) in groups {
+            let mut row: Vec<String> = key;
             for (acc, agg) in accs.iter().zip(&self.config.aggregates) {
                 row.extend(agg.ops.iter().map(|&s| stat_text(acc, s)));
                 row.push(acc.na.to_string());
             }
-            writer.write_record(&row).map_err(|e| runner_sdk::csv_error(name, e))?;
+            writer
+                .write_record(&row)
+                .map_err(|e| runner_sdk::csv_error(name, e))?;
         }
         writer.flush().map_err(|e| runner_sdk::io_error(name, e))?;
         Ok(self.groups.len() as u64)
     }
+}
+
+/// Encodes a row's key fields as length-prefixed bytes into `out`: unambiguous whatever the
+/// fields hold, and built without allocating once `out` has grown.
+fn encode_key(record: &csv::ByteRecord, keys: &[usize], out: &mut Vec<u8>) {
+    out.clear();
+    for &k in keys {
+        let field = record.get(k).unwrap_or_default();
+        out.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        out.extend_from_slice(field);
+    }
+}
+
+/// The inverse of [`encode_key`], as text for output.
+fn decode_key(mut key: &[u8]) -> Vec<String> {
+    let mut fields = Vec::new();
+    while key.len() >= 4 {
+        let len = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
+        fields.push(String::from_utf8_lossy(&key[4..4 + len]).into_owned());
+        key = &key[4 + len..];
+    }
+    fields
 }
 
 fn parse_number(cell: &[u8]) -> Option<f64> {
@@ -249,7 +310,10 @@ impl Guest for Step {
     fn run(ctx: RunContext) -> Result<Summary, StepError> {
         let config: Config = runner_sdk::config(&ctx)?;
         let input = config.input.clone();
-        let output_name = config.output.clone().unwrap_or_else(|| "aggregate.csv".to_string());
+        let output_name = config
+            .output
+            .clone()
+            .unwrap_or_else(|| "aggregate.csv".to_string());
         let mut agg = Aggregator::new(config)
             .map_err(|m| StepError::InvalidConfig(format!("step `{}`: {m}", ctx.step)))?;
 
@@ -274,8 +338,14 @@ impl Guest for Step {
             rows_in: agg.rows_in(),
             rows_out,
             metrics: vec![
-                Metric { name: "groups".to_string(), value: agg.groups() as f64 },
-                Metric { name: "na-skipped".to_string(), value: agg.na_skipped() as f64 },
+                Metric {
+                    name: "groups".to_string(),
+                    value: agg.groups() as f64,
+                },
+                Metric {
+                    name: "na-skipped".to_string(),
+                    value: agg.na_skipped() as f64,
+                },
             ],
         })
     }
@@ -336,7 +406,10 @@ mod tests {
             "g,x\na,1\n",
         )
         .unwrap_err();
-        assert!(matches!(&err, StepError::MissingColumn(m) if m.contains("`carrier`")), "{err:?}");
+        assert!(
+            matches!(&err, StepError::MissingColumn(m) if m.contains("`carrier`")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -354,9 +427,19 @@ mod tests {
 
     #[test]
     fn empty_group_by_or_ops_are_config_errors() {
-        assert!(aggregate(r#"{"group_by":[],"aggregates":[{"column":"x","ops":["sum"]}]}"#, "x\n")
-            .is_err());
-        assert!(aggregate(r#"{"group_by":["g"],"aggregates":[{"column":"x","ops":[]}]}"#, "g,x\n")
-            .is_err());
+        assert!(
+            aggregate(
+                r#"{"group_by":[],"aggregates":[{"column":"x","ops":["sum"]}]}"#,
+                "x\n"
+            )
+            .is_err()
+        );
+        assert!(
+            aggregate(
+                r#"{"group_by":["g"],"aggregates":[{"column":"x","ops":[]}]}"#,
+                "g,x\n"
+            )
+            .is_err()
+        );
     }
 }

@@ -66,7 +66,9 @@ pub struct RunInfo {
 
 /// Reads a CSV table of at most `max_rows` rows.
 pub fn read_table(input: impl Read, name: &Path, max_rows: usize) -> Result<Table, StepError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
     let columns: Vec<String> = reader
         .headers()
         .map_err(|e| runner_sdk::csv_error(name, e))?
@@ -98,13 +100,17 @@ pub fn sort_table(
     descending: bool,
     name: &Path,
 ) -> Result<(), StepError> {
-    let index = table.columns.iter().position(|c| c == column).ok_or_else(|| {
-        StepError::MissingColumn(format!(
-            "`sort_by`: `{}` has no column `{column}` (columns: {})",
-            name.display(),
-            table.columns.join(", ")
-        ))
-    })?;
+    let index = table
+        .columns
+        .iter()
+        .position(|c| c == column)
+        .ok_or_else(|| {
+            StepError::MissingColumn(format!(
+                "`sort_by`: `{}` has no column `{column}` (columns: {})",
+                name.display(),
+                table.columns.join(", ")
+            ))
+        })?;
     table.rows.sort_by(|a, b| {
         let (x, y) = (&a[index], &b[index]);
         let (x_na, y_na) = (x == "NA" || x.is_empty(), y == "NA" || y.is_empty());
@@ -124,11 +130,12 @@ pub fn sort_table(
     Ok(())
 }
 
-/// Formats a cell: integers as they are, other numbers with `decimals` digits.
-fn format_cell(cell: &str, decimals: usize) -> String {
+/// Formats a cell: numbers in a column that holds fractions get `decimals` digits, so a
+/// column reads evenly; integer columns stay as they are.
+fn format_cell(cell: &str, fractional_column: bool, decimals: usize) -> String {
     match number(cell) {
-        Some(n) if n.fract() == 0.0 && !cell.contains(['.', 'e', 'E']) => cell.trim().to_string(),
-        Some(n) => format!("{n:.decimals$}"),
+        Some(n) if fractional_column => format!("{n:.decimals$}"),
+        Some(_) => cell.trim().to_string(),
         None => cell.replace('|', "\\|"),
     }
 }
@@ -138,7 +145,10 @@ pub fn markdown(table: &Table, title: &str, run: &RunInfo, decimals: usize) -> S
     let numeric: Vec<bool> = (0..table.columns.len())
         .map(|i| {
             table.rows.iter().any(|r| number(&r[i]).is_some())
-                && table.rows.iter().all(|r| number(&r[i]).is_some() || r[i] == "NA")
+                && table
+                    .rows
+                    .iter()
+                    .all(|r| number(&r[i]).is_some() || r[i] == "NA")
         })
         .collect();
     let mut out = format!(
@@ -149,10 +159,25 @@ pub fn markdown(table: &Table, title: &str, run: &RunInfo, decimals: usize) -> S
         table.rows.len()
     );
     out.push_str(&format!("| {} |\n", table.columns.join(" | ")));
-    let rule: Vec<&str> = numeric.iter().map(|&n| if n { "---:" } else { "---" }).collect();
+    let fractional: Vec<bool> = (0..table.columns.len())
+        .map(|i| {
+            table
+                .rows
+                .iter()
+                .any(|r| number(&r[i]).is_some_and(|n| n.fract() != 0.0))
+        })
+        .collect();
+    let rule: Vec<&str> = numeric
+        .iter()
+        .map(|&n| if n { "---:" } else { "---" })
+        .collect();
     out.push_str(&format!("|{}|\n", rule.join("|")));
     for row in &table.rows {
-        let cells: Vec<String> = row.iter().map(|c| format_cell(c, decimals)).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&fractional)
+            .map(|(c, &f)| format_cell(c, f, decimals))
+            .collect();
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
@@ -221,8 +246,11 @@ impl Guest for Step {
             logical_time: ctx.logical_time.clone(),
         };
         let report = runner_sdk::output_path(&ctx, "report.md");
-        std::fs::write(&report, markdown(&table, &title, &run, config.decimals.unwrap_or(2)))
-            .map_err(|e| runner_sdk::io_error(&report, e))?;
+        std::fs::write(
+            &report,
+            markdown(&table, &title, &run, config.decimals.unwrap_or(2)),
+        )
+        .map_err(|e| runner_sdk::io_error(&report, e))?;
         let summary = runner_sdk::output_path(&ctx, "summary.json");
         let json = serde_json::to_string_pretty(&summary_json(&table, &title, &run))
             .map_err(|e| StepError::Other(format!("encoding the summary: {e}")))?;
@@ -232,7 +260,10 @@ impl Guest for Step {
         Ok(Summary {
             rows_in: rows,
             rows_out: rows,
-            metrics: vec![Metric { name: "columns".to_string(), value: table.columns.len() as f64 }],
+            metrics: vec![Metric {
+                name: "columns".to_string(),
+                value: table.columns.len() as f64,
+            }],
         })
     }
 }
@@ -248,7 +279,11 @@ mod tests {
     }
 
     fn run() -> RunInfo {
-        RunInfo { job: "j".into(), run_id: 7, logical_time: "2013-01-01T00:00:00Z".into() }
+        RunInfo {
+            job: "j".into(),
+            run_id: 7,
+            logical_time: "2013-01-01T00:00:00Z".into(),
+        }
     }
 
     #[test]
@@ -261,12 +296,13 @@ mod tests {
 
     #[test]
     fn markdown_aligns_numbers_right_and_rounds_fractions() {
-        let t = table("carrier,n,mean\nAA,3,12.3456\nUA,10,NA\n");
+        let t = table("carrier,n,mean\nAA,3,12.3456\nUA,10,NA\nB6,4,7\n");
         let md = markdown(&t, "Delays", &run(), 2);
         assert_eq!(
             md,
-            "# Delays\n\nJob `j`, run 7, for 2013-01-01T00:00:00Z. 2 rows.\n\n\
-             | carrier | n | mean |\n|---|---:|---:|\n| AA | 3 | 12.35 |\n| UA | 10 | NA |\n"
+            "# Delays\n\nJob `j`, run 7, for 2013-01-01T00:00:00Z. 3 rows.\n\n\
+             | carrier | n | mean |\n|---|---:|---:|\n| AA | 3 | 12.35 |\n| UA | 10 | NA |\n\
+             | B6 | 4 | 7.00 |\n"
         );
     }
 

@@ -27,7 +27,13 @@ struct Buffer {
 impl LogCapture {
     /// A buffer that keeps at most `cap` bytes.
     pub fn new(cap: usize) -> LogCapture {
-        LogCapture { inner: Arc::new(Mutex::new(Buffer { cap, bytes: Vec::new(), dropped: 0 })) }
+        LogCapture {
+            inner: Arc::new(Mutex::new(Buffer {
+                cap,
+                bytes: Vec::new(),
+                dropped: 0,
+            })),
+        }
     }
 
     /// Appends bytes, keeping what fits.
@@ -106,7 +112,10 @@ mod tests {
         let (text, cut) = log.finish();
         assert!(cut);
         assert!(text.starts_with("12345678ab\n"), "{text}");
-        assert!(text.contains("4 more bytes were dropped (cap 10 bytes)"), "{text}");
+        assert!(
+            text.contains("4 more bytes were dropped (cap 10 bytes)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl Limits {
         if let Some(t) = self.timeout_secs
             && !(t.is_finite() && t > 0.0 && t <= 7.0 * 86_400.0)
         {
-            out.push(format!("`timeout_secs` = `{t}`: must be above 0 and at most 604800 (7 days)"));
+            out.push(format!(
+                "`timeout_secs` = `{t}`: must be above 0 and at most 604800 (7 days)"
+            ));
         }
         if let Some(m) = self.memory_mib
             && !(1..=65_536).contains(&m)

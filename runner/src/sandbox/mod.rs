@@ -119,7 +119,10 @@ struct StepState {
 
 impl WasiView for StepState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -142,6 +145,7 @@ impl bindings::runner::step::log::Host for StepState {
 struct StepLimiter {
     memory_cap: usize,
     memory_refused: bool,
+    memory_peak: usize,
 }
 
 impl wasmtime::ResourceLimiter for StepLimiter {
@@ -155,6 +159,7 @@ impl wasmtime::ResourceLimiter for StepLimiter {
             self.memory_refused = true;
             return Ok(false);
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 
@@ -203,17 +208,24 @@ impl Sandbox {
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (weak_engine, stop) = (engine.weak(), ticker_stop.clone());
-        std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                match weak_engine.upgrade() {
-                    Some(engine) => engine.increment_epoch(),
-                    None => break,
+        std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    match weak_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
                 }
-            }
-        })?;
+            })?;
 
-        Ok(Sandbox { engine, linker, plugins: Mutex::new(HashMap::new()), ticker_stop })
+        Ok(Sandbox {
+            engine,
+            linker,
+            plugins: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
     }
 
     /// Loads a plugin, compiling it unless a plugin with the same digest is already loaded.
@@ -222,9 +234,16 @@ impl Sandbox {
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(PluginError::NotFound { path: path.to_path_buf() });
+                return Err(PluginError::NotFound {
+                    path: path.to_path_buf(),
+                });
             }
-            Err(source) => return Err(PluginError::Read { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(PluginError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
         let sha256 = hex::encode(Sha256::digest(&bytes));
         if let Some(expected) = pin
@@ -236,7 +255,11 @@ impl Sandbox {
                 actual: sha256,
             });
         }
-        if let Some(plugin) = self.plugins.lock().unwrap_or_else(|p| p.into_inner()).get(&sha256)
+        if let Some(plugin) = self
+            .plugins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&sha256)
         {
             return Ok(plugin.clone());
         }
@@ -245,18 +268,33 @@ impl Sandbox {
         let engine = self.engine.clone();
         let compiled = tokio::task::spawn_blocking(move || Component::from_binary(&engine, &bytes))
             .await
-            .map_err(|e| PluginError::Compile { path: path.to_path_buf(), message: e.to_string() })?
+            .map_err(|e| PluginError::Compile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?
             .map_err(|e| PluginError::Compile {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
-        let wrong_world =
-            |e: wasmtime::Error| PluginError::WrongWorld { path: path.to_path_buf(), message: format!("{e:#}") };
-        let instance_pre = self.linker.instantiate_pre(&compiled).map_err(wrong_world)?;
+        let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
+            path: path.to_path_buf(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&compiled)
+            .map_err(wrong_world)?;
         let pre = StepPre::new(instance_pre).map_err(wrong_world)?;
 
-        let plugin = Arc::new(Plugin { path: path.to_path_buf(), sha256: sha256.clone(), pre });
-        self.plugins.lock().unwrap_or_else(|p| p.into_inner()).insert(sha256, plugin.clone());
+        let plugin = Arc::new(Plugin {
+            path: path.to_path_buf(),
+            sha256: sha256.clone(),
+            pre,
+        });
+        self.plugins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sha256, plugin.clone());
         Ok(plugin)
     }
 
@@ -276,6 +314,7 @@ impl Sandbox {
                 log: text,
                 log_truncated: truncated,
                 duration: started.elapsed(),
+                memory_peak_bytes: 0,
             }
         };
 
@@ -297,7 +336,11 @@ impl Sandbox {
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
-            limiter: StepLimiter { memory_cap: input.limits.memory_bytes(), memory_refused: false },
+            limiter: StepLimiter {
+                memory_cap: input.limits.memory_bytes(),
+                memory_refused: false,
+                memory_peak: 0,
+            },
             log: log.clone(),
         };
         let mut store = Store::new(&self.engine, state);
@@ -320,22 +363,28 @@ impl Sandbox {
         // (plus a grace for the callback to win) stops one that waits inside a host call.
         let result = tokio::time::timeout(timeout + EPOCH_TICK * 10, call).await;
         let memory_refused = store.data().limiter.memory_refused;
+        let memory_peak_bytes = store.data().limiter.memory_peak as u64;
         drop(store);
 
-        match result {
+        let mut report = match result {
             Err(_elapsed) => report(Outcome::Timeout, None, Some(timeout_message(timeout)), &log),
             Ok(Ok(Ok(summary))) => match check_summary(summary) {
                 Ok(summary) => report(Outcome::Succeeded, Some(summary), None, &log),
                 Err(msg) => report(Outcome::GuestError, None, Some(msg), &log),
             },
-            Ok(Ok(Err(step_error))) => {
-                report(Outcome::GuestError, None, Some(describe_step_error(&step_error)), &log)
-            }
+            Ok(Ok(Err(step_error))) => report(
+                Outcome::GuestError,
+                None,
+                Some(describe_step_error(&step_error)),
+                &log,
+            ),
             Ok(Err(err)) => {
                 let (outcome, msg) = classify_trap(&err, memory_refused, timeout, input.limits);
                 report(outcome, None, Some(msg), &log)
             }
-        }
+        };
+        report.memory_peak_bytes = memory_peak_bytes;
+        report
     }
 }
 
@@ -354,12 +403,16 @@ fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
 /// error says what to do.
 fn check_layer(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(PluginError::NotWasm { path: path.to_path_buf() });
+        return Err(PluginError::NotWasm {
+            path: path.to_path_buf(),
+        });
     }
     // Bytes 4..8 are version and layer: a core module is `01 00 00 00`, a component has
     // layer 1 in bytes 6..8.
     if bytes[6..8] == [0, 0] {
-        return Err(PluginError::CoreModule { path: path.to_path_buf() });
+        return Err(PluginError::CoreModule {
+            path: path.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -376,7 +429,8 @@ fn wasi_context(input: &Path, output: &Path, log: &LogCapture) -> anyhow::Result
         .stderr(log.clone())
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false);
+        .allow_ip_name_lookup(false)
+        .allow_blocking_current_thread(true);
     Ok(builder.build())
 }
 
@@ -402,7 +456,10 @@ fn check_summary(summary: bindings::Summary) -> Result<StepSummary, String> {
     let mut metrics = Vec::with_capacity(summary.metrics.len());
     for m in summary.metrics {
         if !m.value.is_finite() {
-            return Err(format!("malformed summary: metric `{}` is `{}`", m.name, m.value));
+            return Err(format!(
+                "malformed summary: metric `{}` is `{}`",
+                m.name, m.value
+            ));
         }
         if m.name.is_empty() || m.name.len() > 128 {
             return Err("malformed summary: a metric name is empty or over 128 bytes".into());
@@ -410,9 +467,16 @@ fn check_summary(summary: bindings::Summary) -> Result<StepSummary, String> {
         metrics.push((m.name, m.value));
     }
     if metrics.len() > 256 {
-        return Err(format!("malformed summary: {} metrics (at most 256)", metrics.len()));
+        return Err(format!(
+            "malformed summary: {} metrics (at most 256)",
+            metrics.len()
+        ));
     }
-    Ok(StepSummary { rows_in: summary.rows_in, rows_out: summary.rows_out, metrics })
+    Ok(StepSummary {
+        rows_in: summary.rows_in,
+        rows_out: summary.rows_out,
+        metrics,
+    })
 }
 
 fn describe_step_error(e: &bindings::StepError) -> String {
@@ -434,7 +498,10 @@ fn classify_trap(
     limits: &Limits,
 ) -> (Outcome, String) {
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return (Outcome::Trap, format!("the step called exit with code {}", exit.0));
+        return (
+            Outcome::Trap,
+            format!("the step called exit with code {}", exit.0),
+        );
     }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => (Outcome::Timeout, timeout_message(timeout)),
@@ -455,10 +522,18 @@ fn classify_trap(
 
 /// The error's chain on one line, without the wasm backtrace.
 fn first_line(err: &wasmtime::Error) -> String {
-    let mut text: String = err.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+    let mut text: String = err
+        .chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ");
     if let Some(i) = text.find("\nwasm backtrace") {
         text.truncate(i);
     }
     let text = text.replace('\n', " ");
-    if text.len() > 2000 { format!("{}…", &text[..text.floor_char_boundary(2000)]) } else { text }
+    if text.len() > 2000 {
+        format!("{}…", &text[..text.floor_char_boundary(2000)])
+    } else {
+        text
+    }
 }

@@ -77,4 +77,6 @@ pub struct StepReport {
     pub log_truncated: bool,
     /// Wall-clock time from instantiation to the end.
     pub duration: Duration,
+    /// The largest linear memory the guest grew to, in bytes.
+    pub memory_peak_bytes: u64,
 }

@@ -84,13 +84,11 @@ impl Default for ImdsConfig {
 }
 
 /// The IMDSv2 stand-in: serves one role's random credentials to token-holding callers.
-#[derive(Debug)]
 pub struct Imds {
     server: HttpServer,
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     config: ImdsConfig,
     credentials: AwsCredentials,
@@ -162,6 +160,17 @@ impl Imds {
     /// Successful reads of the role's credential document.
     pub fn credential_reads(&self) -> usize {
         self.shared.credential_reads.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for Imds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Session tokens stay out of debug output, like every other credential here.
+        f.debug_struct("Imds")
+            .field("base_url", &self.base_url())
+            .field("role_name", &self.role_name())
+            .field("credentials", self.credentials())
+            .finish_non_exhaustive()
     }
 }
 

@@ -187,12 +187,12 @@ impl Shared {
 
     fn check_time_window(&self, claims: &AssertionClaims) -> Result<(), AadError> {
         let now = chrono::Utc::now().timestamp();
-        let skew = self.config.clock_skew;
-        let expired = claims.exp.is_none_or(|exp| now > exp + skew);
+        let skew = i64::try_from(self.config.clock_skew_seconds).unwrap_or(i64::MAX / 2);
+        let expired = claims.exp.is_none_or(|exp| now > exp.saturating_add(skew));
         let not_yet_valid = [claims.nbf, claims.iat]
             .into_iter()
             .flatten()
-            .any(|t| t > now + skew);
+            .any(|t| t > now.saturating_add(skew));
         if expired || not_yet_valid {
             return Err(AadError::invalid_client(
                 700024,

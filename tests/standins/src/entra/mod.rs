@@ -99,7 +99,7 @@ pub struct EntraConfig {
     /// `expires_in` of issued tokens, in seconds; small values force refreshes.
     pub expires_in: u64,
     /// Clock skew tolerated on an assertion's `exp`, `nbf` and `iat`, in seconds.
-    pub clock_skew: i64,
+    pub clock_skew_seconds: u64,
 }
 
 impl EntraConfig {
@@ -109,7 +109,7 @@ impl EntraConfig {
             tenant_id: "6f1c2b7e-0d3a-4c55-9e8f-1a2b3c4d5e6f".to_owned(),
             apps,
             expires_in: 3599,
-            clock_skew: 300,
+            clock_skew_seconds: 300,
         }
     }
 }

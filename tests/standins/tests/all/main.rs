@@ -5,5 +5,6 @@ mod aws_sdk;
 mod entra;
 mod function;
 mod imds;
+mod sigv4;
 mod sts;
 mod support;

@@ -1,37 +1,11 @@
-//! The STS stand-in: SigV4 checks, parameter validation, the XML documents and the JWT, and
-//! the issuer endpoints on the same server.
+//! The STS stand-in: parameter validation, the XML documents, the JWT, the account modes and
+//! the issuer endpoints on the same server. Signature checks are in `sigv4.rs`.
 
-use std::time::{Duration, SystemTime};
+use standins::{StsMode, TokenSigning};
 
-use standins::{AwsCredentials, StsMode, TokenSigning};
-
-use crate::support::{Aws, aws, http, jwt_parts, post_form, verified_claims, xml_path};
+use crate::support::{Aws, aws, http, jwt_parts, sts_error, verified_claims, xml_path};
 
 const AUDIENCE: &str = "api://AzureADTokenExchange";
-
-/// Status, `Type`, `Code` and `RequestId` of an error answer, checking the envelope.
-async fn error_of(response: reqwest::Response) -> (u16, String, String, String) {
-    let status = response.status().as_u16();
-    let header_id = response.headers()["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = response.text().await.unwrap();
-    let field = |name| {
-        xml_path(&body, &["ErrorResponse", "Error", name])
-            .unwrap()
-            .to_owned()
-    };
-    let request_id = xml_path(&body, &["ErrorResponse", "RequestId"])
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        request_id, header_id,
-        "the header and the body name the same request"
-    );
-    assert!(!field("Message").is_empty());
-    (status, field("Type"), field("Code"), request_id)
-}
 
 #[tokio::test]
 async fn signed_call_answers_the_documented_xml_elements_and_request_id_header() {
@@ -144,124 +118,12 @@ async fn records_keep_action_audiences_algorithm_duration_region_and_key_id() {
 }
 
 #[tokio::test]
-async fn unsigned_call_is_refused_as_missing_authentication_token() {
-    let aws = aws().await;
-    let body = serde_urlencoded::to_string(Aws::form(AUDIENCE)).unwrap();
-
-    let response = post_form(aws.sts.base_url(), body, Vec::new()).await;
-
-    let (status, kind, code, _) = error_of(response).await;
-    assert_eq!(
-        (status, kind.as_str(), code.as_str()),
-        (403, "Sender", "MissingAuthenticationToken")
-    );
-    assert!(aws.sts.issued_tokens().is_empty());
-}
-
-#[tokio::test]
-async fn signature_over_a_different_body_does_not_match() {
-    let aws = aws().await;
-    let signed_body = serde_urlencoded::to_string(Aws::form(AUDIENCE)).unwrap();
-    let sent_body = serde_urlencoded::to_string(Aws::form("api://somewhere-else")).unwrap();
-    let headers = crate::support::sigv4_headers(
-        aws.sts.base_url(),
-        &signed_body,
-        aws.credentials(),
-        "eu-west-1",
-        SystemTime::now(),
-    );
-
-    let response = post_form(aws.sts.base_url(), sent_body, headers).await;
-
-    let (status, _, code, _) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (403, "SignatureDoesNotMatch"));
-}
-
-#[tokio::test]
-async fn signature_scoped_to_another_region_is_refused_and_that_region_recorded() {
-    let aws = aws().await;
-
-    let response = aws
-        .call_signed(
-            &Aws::form(AUDIENCE),
-            aws.credentials(),
-            "us-east-1",
-            SystemTime::now(),
-        )
-        .await;
-
-    let (status, _, code, _) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (403, "SignatureDoesNotMatch"));
-    assert_eq!(aws.sts.requests()[0].region.as_deref(), Some("us-east-1"));
-}
-
-#[tokio::test]
-async fn credentials_imds_did_not_issue_are_an_invalid_client_token() {
-    let aws = aws().await;
-    let stranger = AwsCredentials::random(chrono::Duration::hours(1));
-
-    let response = aws
-        .call_signed(
-            &Aws::form(AUDIENCE),
-            &stranger,
-            "eu-west-1",
-            SystemTime::now(),
-        )
-        .await;
-
-    let (status, _, code, _) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (403, "InvalidClientTokenId"));
-}
-
-#[tokio::test]
-async fn right_key_id_with_the_wrong_secret_does_not_match() {
-    let aws = aws().await;
-    let mut wrong_secret = aws.credentials().clone();
-    wrong_secret.secret_access_key = "x".repeat(40);
-
-    let response = aws
-        .call_signed(
-            &Aws::form(AUDIENCE),
-            &wrong_secret,
-            "eu-west-1",
-            SystemTime::now(),
-        )
-        .await;
-
-    let (status, _, code, _) = error_of(response).await;
-    assert_eq!((status, code.as_str()), (403, "SignatureDoesNotMatch"));
-}
-
-#[tokio::test]
-async fn signature_made_twenty_minutes_ago_has_expired() {
-    let aws = aws().await;
-    let then = SystemTime::now() - Duration::from_secs(20 * 60);
-
-    let response = aws
-        .call_signed(&Aws::form(AUDIENCE), aws.credentials(), "eu-west-1", then)
-        .await;
-
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert_eq!(status, 403);
-    assert_eq!(
-        xml_path(&body, &["Error", "Code"]),
-        Some("SignatureDoesNotMatch")
-    );
-    assert!(
-        xml_path(&body, &["Error", "Message"])
-            .unwrap()
-            .contains("expired")
-    );
-}
-
-#[tokio::test]
 async fn es384_is_refused_with_a_validation_error() {
     let aws = aws().await;
     let mut form = Aws::form(AUDIENCE);
     form[3].1 = "ES384".to_owned();
 
-    let (status, kind, code, _) = error_of(aws.call(&form).await).await;
+    let (status, kind, code, _) = sts_error(aws.call(&form).await).await;
 
     assert_eq!(
         (status, kind.as_str(), code.as_str()),
@@ -280,7 +142,7 @@ async fn durations_outside_60_to_3600_seconds_are_validation_errors() {
         let mut form = Aws::form(AUDIENCE);
         form.push(("DurationSeconds".to_owned(), duration.to_owned()));
 
-        let (status, _, code, _) = error_of(aws.call(&form).await).await;
+        let (status, _, code, _) = sts_error(aws.call(&form).await).await;
 
         assert_eq!(
             (status, code.as_str()),
@@ -300,8 +162,8 @@ async fn a_call_without_audience_or_with_another_action_is_refused() {
     let mut other_action = Aws::form(AUDIENCE);
     other_action[0].1 = "AssumeRole".to_owned();
 
-    let (audience_status, _, audience_code, _) = error_of(aws.call(&no_audience).await).await;
-    let (action_status, _, action_code, _) = error_of(aws.call(&other_action).await).await;
+    let (audience_status, _, audience_code, _) = sts_error(aws.call(&no_audience).await).await;
+    let (action_status, _, action_code, _) = sts_error(aws.call(&other_action).await).await;
 
     assert_eq!(
         (audience_status, audience_code.as_str()),
@@ -337,7 +199,7 @@ async fn account_modes_answer_their_error_codes_in_the_sts_envelope() {
     for (mode, expected_status, expected_code) in cases {
         aws.sts.set_mode(mode);
 
-        let (status, kind, code, _) = error_of(aws.call(&Aws::form(AUDIENCE)).await).await;
+        let (status, kind, code, _) = sts_error(aws.call(&Aws::form(AUDIENCE)).await).await;
 
         assert_eq!(
             (status, kind.as_str(), code.as_str()),

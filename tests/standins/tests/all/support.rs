@@ -302,3 +302,27 @@ impl Chain {
         request.send().await
     }
 }
+
+/// Status, `Type`, `Code` and `RequestId` of an error answer, checking the envelope.
+pub async fn sts_error(response: reqwest::Response) -> (u16, String, String, String) {
+    let status = response.status().as_u16();
+    let header_id = response.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    let field = |name| {
+        xml_path(&body, &["ErrorResponse", "Error", name])
+            .unwrap()
+            .to_owned()
+    };
+    let request_id = xml_path(&body, &["ErrorResponse", "RequestId"])
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        request_id, header_id,
+        "the header and the body name the same request"
+    );
+    assert!(!field("Message").is_empty());
+    (status, field("Type"), field("Code"), request_id)
+}

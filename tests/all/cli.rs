@@ -1,0 +1,125 @@
+//! The commands a user types: `validate`, `run`, `runs` and `show`, their output and exit
+//! codes.
+
+use crate::support::{Scratch, one_step_job, text};
+
+const CSV: &str = "carrier,dep_delay\nAA,5\nUA,NA\nAA,-2\nB6,12\n";
+
+#[test]
+fn validate_accepts_a_good_file_and_says_what_it_found() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(
+        "a",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    let out = scratch.runner(&["validate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 job(s), 1 step(s), no problems"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn run_prints_the_steps_and_where_the_output_is_then_runs_and_show_list_it() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(
+        "delays",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+
+    let out = scratch.runner(&["run", "delays"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("run 1 of `delays`: succeeded\n"),
+        "{stdout}"
+    );
+    // Hand count: 5 and 12 are delays; NA and -2 are not.
+    assert!(stdout.contains("4 -> 2 rows"), "{stdout}");
+    let output = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("output: "))
+        .expect("output line");
+    let filtered = std::fs::read_to_string(std::path::Path::new(output).join("in.csv")).unwrap();
+    assert_eq!(filtered, "carrier,dep_delay\nAA,5\nB6,12\n");
+
+    assert!(scratch.runner(&["run", "delays"]).status.success());
+    let out = scratch.runner(&["runs"]);
+    let listing = text(&out.stdout);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "header and two runs:\n{listing}");
+    assert!(
+        lines[1].trim_start().starts_with("2  delays") && lines[1].contains("manual"),
+        "{listing}"
+    );
+    assert!(
+        lines[2].trim_start().starts_with("1  delays") && lines[2].contains("succeeded"),
+        "{listing}"
+    );
+
+    let runs = scratch.runs();
+    assert_eq!(
+        runs.iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let out = scratch.runner(&["runs", "--job", "other", "--json"]);
+    assert_eq!(text(&out.stdout).trim(), "[]");
+
+    let out = scratch.runner(&["show", "1"]);
+    let shown = text(&out.stdout);
+    for expected in [
+        "run 1 of `delays`",
+        "status:       succeeded",
+        "trigger:      manual",
+        "step 1 csv-filter",
+        "[info] in.csv: kept 2 of 4 rows",
+        "sha256 ",
+    ] {
+        assert!(
+            shown.contains(expected),
+            "missing {expected:?} in:\n{shown}"
+        );
+    }
+    let json = scratch.show(1);
+    let step = &json["steps"][0];
+    assert_eq!(step["plugin_sha256"].as_str().unwrap().len(), 64);
+    assert!(step["duration_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        step["output_bytes"],
+        "carrier,dep_delay\nAA,5\nB6,12\n".len()
+    );
+}
+
+#[test]
+fn a_pinned_digest_that_does_not_match_is_refused() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let job = one_step_job(
+        "pinned",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = "is-na" }"#,
+    )
+    .replace(
+        "plugin = \"csv-filter\"",
+        &format!("plugin = \"csv-filter\"\nsha256 = \"{}\"", "ab".repeat(32)),
+    );
+    scratch.job_file(&job);
+    let out = scratch.runner(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("`sha256`") && stderr.contains("but the job pins"),
+        "{stderr}"
+    );
+}
