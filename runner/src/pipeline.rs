@@ -105,7 +105,13 @@ impl Runner {
                 .store
                 .start_step(run_id, idx, 1, name, &spec.plugin, &output_dir)
                 .await?;
-            let span = info_span!("step", step = %name, idx, plugin = %spec.plugin);
+            let span = info_span!(
+                "step",
+                step = %name,
+                idx,
+                plugin = %spec.plugin,
+                sha256 = tracing::field::Empty
+            );
             let (report, sha256) = self
                 .run_step(
                     job,
@@ -215,6 +221,7 @@ impl Runner {
             Ok(p) => p,
             Err(e) => return early(Outcome::LoadError, e.to_string()),
         };
+        tracing::Span::current().record("sha256", plugin.sha256.as_str());
 
         let context = bindings::RunContext {
             job: job.name.clone(),
