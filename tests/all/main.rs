@@ -7,5 +7,7 @@
 mod bad_input;
 mod cli;
 mod flights;
+mod host;
+mod hostile;
 mod serve;
 mod support;

@@ -25,6 +25,7 @@ mod verdict;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -70,6 +71,8 @@ pub struct Sandbox {
     linker: Linker<StepState>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     cache: Option<CompileCache>,
+    compiled: Arc<AtomicU64>,
+    cache_hits: Arc<AtomicU64>,
     _ticker: engine::Ticker,
 }
 
@@ -100,8 +103,19 @@ impl Sandbox {
             linker,
             plugins: Mutex::new(HashMap::new()),
             cache,
+            compiled: Arc::default(),
+            cache_hits: Arc::default(),
             _ticker: ticker,
         })
+    }
+
+    /// How many components this sandbox compiled, and how many it loaded from the disk
+    /// cache instead.
+    pub fn load_counts(&self) -> (u64, u64) {
+        (
+            self.compiled.load(Ordering::Relaxed),
+            self.cache_hits.load(Ordering::Relaxed),
+        )
     }
 
     /// Which instance allocator the engine ended up with.
@@ -147,11 +161,14 @@ impl Sandbox {
 
         check_layer(path, &bytes)?;
         let (engine, cache, digest) = (self.engine.clone(), self.cache.clone(), sha256.clone());
+        let (compiled_count, hit_count) = (self.compiled.clone(), self.cache_hits.clone());
         let compiled = tokio::task::spawn_blocking(move || {
             if let Some(hit) = cache.as_ref().and_then(|c| c.load(&engine, &digest)) {
+                hit_count.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit);
             }
             let compiled = Component::from_binary(&engine, &bytes)?;
+            compiled_count.fetch_add(1, Ordering::Relaxed);
             if let Some(cache) = &cache {
                 cache.store(&digest, &compiled);
             }
