@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use runner::config::JobFile;
 use runner::pipeline::{RunResult, Runner};
 use runner::sandbox::Sandbox;
@@ -56,14 +58,19 @@ impl Host {
         self.scratch.path("input")
     }
 
-    /// Runs a job once, manually.
+    /// Runs a job once, manually, for now.
     pub async fn run(&self, name: &str) -> RunResult {
+        self.run_for(name, chrono::Utc::now()).await
+    }
+
+    /// Runs a job once, manually, for a given logical time.
+    pub async fn run_for(&self, name: &str, logical_time: DateTime<Utc>) -> RunResult {
         let job = self.runner.file.job(name).expect("job in the job file");
         self.runner
             .run_job(
                 job,
                 Trigger::Manual,
-                chrono::Utc::now(),
+                logical_time,
                 &CancellationToken::new(),
             )
             .await
