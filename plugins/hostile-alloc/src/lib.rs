@@ -12,7 +12,7 @@ impl Guest for Step {
         loop {
             let block = vec![0xA5u8; 1 << 20];
             kept.push(block);
-            if kept.len() % 64 == 0 {
+            if kept.len().is_multiple_of(64) {
                 println!("hostile-alloc: holding {} MiB", kept.len());
             }
         }
