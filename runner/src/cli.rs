@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::JobFile;
 use crate::pipeline::Runner;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxOptions};
 use crate::schedule::SystemClock;
 use crate::store::{RunRecord, StepRecord, Store, Trigger};
 
@@ -200,7 +200,12 @@ async fn open_store(dir: &Path) -> Result<Store, Failure> {
 /// Loads the job file, validates it, and opens the store: what `run` and `serve` share.
 async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
     let file = load_job_file(cli, None)?;
-    let sandbox = Arc::new(Sandbox::new().map_err(internal)?);
+    let data_dir = data_dir(cli, Some(&file));
+    let sandbox = Sandbox::with_options(SandboxOptions {
+        cache_dir: Some(data_dir.join("cache").join("components")),
+        ..SandboxOptions::default()
+    });
+    let sandbox = Arc::new(sandbox.map_err(internal)?);
     let problems = crate::validate::validate(&file, &sandbox, cli.plugin_dir.as_deref()).await;
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
@@ -211,7 +216,6 @@ async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
             list.join("\n")
         )));
     }
-    let data_dir = data_dir(cli, Some(&file));
     let store = open_store(&data_dir).await?;
     let data_dir = crate::config::normalize(&std::path::absolute(&data_dir).unwrap_or(data_dir));
     Ok(Runner {
@@ -397,6 +401,9 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
                 "  memory:  {:.1} MiB peak linear memory",
                 peak as f64 / (1 << 20) as f64
             );
+        }
+        if let Some(fuel) = s.fuel_consumed {
+            println!("  fuel:    {fuel} units burned");
         }
         if let Some(e) = &s.error {
             println!("  error:   {e}");

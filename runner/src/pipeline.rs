@@ -194,20 +194,7 @@ impl Runner {
         cancel: &CancellationToken,
     ) -> (StepReport, Option<String>) {
         let spec = &job.steps[idx];
-        let early = |outcome, error: String| {
-            (
-                StepReport {
-                    outcome,
-                    summary: None,
-                    error: Some(error),
-                    log: String::new(),
-                    log_truncated: false,
-                    duration: std::time::Duration::ZERO,
-                    memory_peak_bytes: 0,
-                },
-                None,
-            )
-        };
+        let early = |outcome, error: String| (StepReport::early(outcome, error), None);
         if let Err(e) = std::fs::create_dir_all(output_dir) {
             return early(
                 Outcome::LoadError,
@@ -242,15 +229,10 @@ impl Runner {
         };
         let report = tokio::select! {
             report = self.sandbox.run(&plugin, input) => report,
-            () = cancel.cancelled() => StepReport {
-                outcome: Outcome::Interrupted,
-                summary: None,
-                error: Some("the runner was stopped while the step ran".to_string()),
-                log: String::new(),
-                log_truncated: false,
-                duration: std::time::Duration::ZERO,
-                memory_peak_bytes: 0,
-            },
+            () = cancel.cancelled() => StepReport::early(
+                Outcome::Interrupted,
+                "the runner was stopped while the step ran".to_string(),
+            ),
         };
         (report, Some(plugin.sha256.clone()))
     }

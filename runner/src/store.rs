@@ -122,6 +122,10 @@ pub struct StepRecord {
     pub output_bytes: Option<i64>,
     /// The largest linear memory the guest grew to, in bytes.
     pub memory_peak_bytes: Option<i64>,
+    /// The limits it ran under (JSON object, defaults filled in).
+    pub limits: Option<serde_json::Value>,
+    /// Fuel burned, when it had a CPU budget.
+    pub fuel_consumed: Option<i64>,
 }
 
 /// The SQLite history.
@@ -283,7 +287,7 @@ impl Store {
             "UPDATE steps SET status = ?2, outcome = ?3, finished_at = ?4, duration_ms = ?5,
                  rows_in = ?6, rows_out = ?7, metrics = ?8, error = ?9, log = ?10,
                  log_truncated = ?11, output_bytes = ?12, plugin_sha256 = ?13,
-                 memory_peak_bytes = ?14
+                 memory_peak_bytes = ?14, limits = ?15, fuel_consumed = ?16
              WHERE id = ?1",
         )
         .bind(step_id)
@@ -300,6 +304,8 @@ impl Store {
         .bind(output_bytes.map(|b| b as i64))
         .bind(plugin_sha256)
         .bind(report.memory_peak_bytes as i64)
+        .bind(report.limits.and_then(|l| serde_json::to_string(&l).ok()))
+        .bind(report.fuel_consumed.map(|f| f as i64))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -394,7 +400,8 @@ impl Store {
         let steps = sqlx::query(
             "SELECT idx, attempt, name, plugin, plugin_sha256, status, outcome, started_at,
                     finished_at, duration_ms, rows_in, rows_out, metrics, error, log,
-                    log_truncated, output_dir, output_bytes, memory_peak_bytes
+                    log_truncated, output_dir, output_bytes, memory_peak_bytes, limits,
+                    fuel_consumed
              FROM steps WHERE run_id = ?1 ORDER BY idx, attempt",
         )
         .bind(run_id)
@@ -424,6 +431,10 @@ impl Store {
                 output_dir: r.get(16),
                 output_bytes: r.get(17),
                 memory_peak_bytes: r.get(18),
+                limits: r
+                    .get::<Option<String>, _>(19)
+                    .and_then(|m| serde_json::from_str(&m).ok()),
+                fuel_consumed: r.get(20),
             })
             .collect();
         Ok((run_record(&row), steps))

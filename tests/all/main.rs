@@ -6,6 +6,10 @@
 
 mod bad_input;
 mod cli;
+mod compile_cache;
 mod flights;
+mod host;
+mod hostile;
+mod isolation;
 mod serve;
 mod support;

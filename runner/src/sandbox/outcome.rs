@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::limits::Effective;
+
 /// The named ways a step can end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -20,10 +22,16 @@ pub enum Outcome {
     Trap,
     /// The wall-clock deadline passed.
     Timeout,
+    /// The step's CPU budget (fuel) ran out.
+    FuelExhausted,
     /// The guest asked for more linear memory than its cap.
     MemoryLimit,
+    /// The guest went over its table, instance or memory-count cap.
+    ResourceLimit,
     /// The guest overflowed its wasm stack.
     StackOverflow,
+    /// The step wrote more bytes or files into its output directory than its quota.
+    OutputQuota,
     /// The plugin could not be loaded or instantiated.
     LoadError,
     /// The runner stopped while the step ran.
@@ -38,8 +46,11 @@ impl Outcome {
             Outcome::GuestError => "guest-error",
             Outcome::Trap => "trap",
             Outcome::Timeout => "timeout",
+            Outcome::FuelExhausted => "fuel-exhausted",
             Outcome::MemoryLimit => "memory-limit",
+            Outcome::ResourceLimit => "resource-limit",
             Outcome::StackOverflow => "stack-overflow",
+            Outcome::OutputQuota => "output-quota",
             Outcome::LoadError => "load-error",
             Outcome::Interrupted => "interrupted",
         }
@@ -79,4 +90,25 @@ pub struct StepReport {
     pub duration: Duration,
     /// The largest linear memory the guest grew to, in bytes.
     pub memory_peak_bytes: u64,
+    /// Fuel the step burned, when it had a CPU budget.
+    pub fuel_consumed: Option<u64>,
+    /// The limits it ran under, when it got as far as the sandbox.
+    pub limits: Option<Effective>,
+}
+
+impl StepReport {
+    /// The report of a step that ended before its guest ran (or was cut off from outside).
+    pub fn early(outcome: Outcome, error: String) -> StepReport {
+        StepReport {
+            outcome,
+            summary: None,
+            error: Some(error),
+            log: String::new(),
+            log_truncated: false,
+            duration: Duration::ZERO,
+            memory_peak_bytes: 0,
+            fuel_consumed: None,
+            limits: None,
+        }
+    }
 }
