@@ -7,5 +7,7 @@
 mod bad_input;
 mod cli;
 mod flights;
+mod recovery;
+mod schedule;
 mod serve;
 mod support;
