@@ -1,9 +1,12 @@
-//! The command line: `run`, `serve`, `validate`, `runs` and `show`.
+//! The command line: `run`, `serve`, `validate`, `runs` and `show`, and the scheduling
+//! commands of [`ops`].
 //!
 //! Exit codes (also in the README): 0 success; 1 the job ran and did not succeed (a step
 //! failed or was interrupted); 2 bad input (arguments, job file, unknown job or run);
 //! 3 the runner itself failed (history store, file system). Errors are printed once, on
 //! stderr, as `error: ...` with their causes.
+
+mod ops;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +85,43 @@ enum Command {
         /// As JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Stop firing a job's schedule (its slots are recorded as skipped) until `resume`.
+    Pause {
+        /// The job's name.
+        job: String,
+    },
+    /// Fire a paused job's schedule again, from its next slot.
+    Resume {
+        /// The job's name.
+        job: String,
+    },
+    /// Run a job once, now, recorded as manual, under its overlap, timeout and retry policies.
+    Trigger {
+        /// The job's name.
+        job: String,
+    },
+    /// Run a job once for every slot of its schedule in a span, oldest first.
+    Backfill {
+        /// The job's name.
+        job: String,
+        /// First time of the span: RFC 3339, or a date meaning midnight in the job's zone.
+        #[arg(long)]
+        from: String,
+        /// Last time of the span (included), written as --from.
+        #[arg(long)]
+        to: String,
+    },
+    /// Print a job's next fire times, in its zone and in UTC.
+    Next {
+        /// The job's name.
+        job: String,
+        /// How many.
+        #[arg(short, default_value_t = 5)]
+        n: usize,
+        /// From this time instead of now (RFC 3339, or a date in the job's zone).
+        #[arg(long)]
+        after: Option<String>,
     },
 }
 
@@ -166,6 +206,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Validate { file } => cmd_validate(&cli, file.as_deref()).await,
         Command::Runs { job, limit, json } => cmd_runs(&cli, job.as_deref(), *limit, *json).await,
         Command::Show { run_id, json } => cmd_show(&cli, *run_id, *json).await,
+        Command::Pause { job } => ops::cmd_pause(&cli, job, true).await,
+        Command::Resume { job } => ops::cmd_pause(&cli, job, false).await,
+        Command::Trigger { job } => ops::cmd_trigger(&cli, job).await,
+        Command::Backfill { job, from, to } => ops::cmd_backfill(&cli, job, from, to).await,
+        Command::Next { job, n, after } => ops::cmd_next(&cli, job, *n, after.as_deref()),
     }
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::sandbox::Limits;
+use crate::serve::policy::RetrySpec;
 
 /// The whole job file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -54,6 +55,24 @@ pub struct Job {
     /// The steps, run in order, each reading the previous one's output.
     #[serde(default, rename = "step")]
     pub steps: Vec<StepSpec>,
+    /// Slots missed while the runner was down: `skip`, `latest` (default) or `all`.
+    #[serde(default)]
+    pub missed: Option<String>,
+    /// With `missed = "all"`, the most slots one catch-up runs (default 10).
+    #[serde(default)]
+    pub catch_up_max: Option<u32>,
+    /// A slot older than this when its turn comes is recorded as missed (default: no limit).
+    #[serde(default)]
+    pub starting_deadline_secs: Option<u64>,
+    /// A slot due while a run is running: `allow` (default), `forbid`, `queue-one`, `replace`.
+    #[serde(default)]
+    pub overlap: Option<String>,
+    /// Deadline of the whole run in seconds (default: none; each step has its own).
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+    /// Whole-run retries (`[job.retry]`); without it a run is tried once.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
 }
 
 /// One `[[job.step]]`.
@@ -74,6 +93,9 @@ pub struct StepSpec {
     /// Sandbox limits for this step; unset ones take the defaults.
     #[serde(default)]
     pub limits: Limits,
+    /// Retries of this step within a run (`[job.step.retry]`); without it, one attempt.
+    #[serde(default)]
+    pub retry: Option<RetrySpec>,
 }
 
 fn default_timezone() -> String {

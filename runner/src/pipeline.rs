@@ -14,6 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{Job, JobFile};
 use crate::sandbox::{Outcome, Sandbox, StepInput, StepReport, bindings};
+use crate::serve::policy::{DEFAULT_STEP_RETRY_ON, Retry};
 use crate::store::{Store, StoreError, Trigger, time_text};
 
 /// What the runner needs to run jobs.
@@ -99,21 +100,10 @@ impl Runner {
         };
 
         let names = job.step_names();
-        for (idx, (spec, name)) in job.steps.iter().zip(&names).enumerate() {
+        for (idx, name) in names.iter().enumerate() {
             let output_dir = run_dir.join(format!("{idx}-{}", safe_name(name)));
-            let step_id = self
-                .store
-                .start_step(run_id, idx, 1, name, &spec.plugin, &output_dir)
-                .await?;
-            let span = info_span!(
-                "step",
-                step = %name,
-                idx,
-                plugin = %spec.plugin,
-                sha256 = tracing::field::Empty
-            );
-            let (report, sha256) = self
-                .run_step(
+            let report = self
+                .attempt_step(
                     job,
                     run_id,
                     logical_time,
@@ -123,18 +113,7 @@ impl Runner {
                     &output_dir,
                     cancel,
                 )
-                .instrument(span)
-                .await;
-            let bytes = dir_bytes(&output_dir);
-            self.store
-                .finish_step(step_id, sha256.as_deref(), &report, bytes)
                 .await?;
-            info!(
-                step = %name,
-                outcome = report.outcome.as_str(),
-                duration_ms = report.duration.as_secs_f64() * 1000.0,
-                "step ended"
-            );
 
             if !report.outcome.is_success() {
                 let status = if report.outcome == Outcome::Interrupted {
@@ -180,6 +159,80 @@ impl Runner {
         })
     }
 
+    /// Runs a step's attempts, recording each, until one succeeds or the step's
+    /// `[job.step.retry]` gives up (see [`Retry`]); returns the last attempt's report.
+    #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
+    async fn attempt_step(
+        &self,
+        job: &Job,
+        run_id: i64,
+        logical_time: DateTime<Utc>,
+        idx: usize,
+        name: &str,
+        input_dir: &Path,
+        output_dir: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<StepReport, StoreError> {
+        let spec = &job.steps[idx];
+        let retry = Retry::from_spec(spec.retry.as_ref(), DEFAULT_STEP_RETRY_ON);
+        let mut attempt = 1;
+        loop {
+            // A retry starts from an empty output directory, as the first attempt did.
+            if attempt > 1 {
+                let _ = std::fs::remove_dir_all(output_dir);
+            }
+            let step_id = self
+                .store
+                .start_step(run_id, idx, attempt, name, &spec.plugin, output_dir)
+                .await?;
+            let span = info_span!(
+                "step",
+                step = %name,
+                idx,
+                attempt,
+                plugin = %spec.plugin,
+                sha256 = tracing::field::Empty
+            );
+            let (report, sha256) = self
+                .run_step(
+                    job,
+                    run_id,
+                    logical_time,
+                    (idx, attempt),
+                    name,
+                    input_dir,
+                    output_dir,
+                    cancel,
+                )
+                .instrument(span)
+                .await;
+            let bytes = dir_bytes(output_dir);
+            self.store
+                .finish_step(step_id, sha256.as_deref(), &report, bytes)
+                .await?;
+            info!(
+                step = %name,
+                attempt,
+                outcome = report.outcome.as_str(),
+                duration_ms = report.duration.as_secs_f64() * 1000.0,
+                "step ended"
+            );
+            if report.outcome.is_success()
+                || cancel.is_cancelled()
+                || !retry.again(attempt, report.outcome)
+            {
+                return Ok(report);
+            }
+            let delay = retry.delay(attempt, (run_id as u64) << 8 ^ idx as u64);
+            info!(step = %name, attempt, delay_ms = delay.as_millis() as u64, "retrying the step");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => return Ok(report),
+            }
+            attempt += 1;
+        }
+    }
+
     /// Loads the plugin and runs one attempt; returns its report and the digest that ran.
     #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
     async fn run_step(
@@ -187,7 +240,7 @@ impl Runner {
         job: &Job,
         run_id: i64,
         logical_time: DateTime<Utc>,
-        idx: usize,
+        (idx, attempt): (usize, u32),
         name: &str,
         input_dir: &Path,
         output_dir: &Path,
@@ -214,7 +267,7 @@ impl Runner {
             job: job.name.clone(),
             run_id: run_id as u64,
             logical_time: time_text(logical_time),
-            attempt: 1,
+            attempt,
             step: name.to_string(),
             config: spec.config_json(),
             input_dir: String::new(),

@@ -43,6 +43,10 @@ pub enum Trigger {
     Schedule,
     /// Asked for by a person (`runner run`, `runner trigger`).
     Manual,
+    /// One slot of `runner backfill`.
+    Backfill,
+    /// Another attempt at a slot whose run failed or was interrupted.
+    Retry,
 }
 
 impl Trigger {
@@ -50,6 +54,8 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::Backfill => "backfill",
+            Trigger::Retry => "retry",
         }
     }
 }
@@ -65,7 +71,8 @@ pub struct RunRecord {
     pub logical_time: String,
     /// `schedule`, `manual`, ...
     pub trigger: String,
-    /// `queued`, `running`, `succeeded`, `failed`, `interrupted`.
+    /// `queued`, `running`, `succeeded`, `failed`, `interrupted`; `missed` or `skipped` for a
+    /// slot that did not run.
     pub status: String,
     /// When it was queued.
     pub queued_at: String,
@@ -363,7 +370,8 @@ impl Store {
         Ok(runs)
     }
 
-    /// Lists runs, newest first.
+    /// Lists runs, newest first, with the slots recorded as missed or skipped (which have no
+    /// run: their `id` is 0 and their `error` says why and how many slots).
     pub async fn list_runs(
         &self,
         job: Option<&str>,
@@ -374,7 +382,12 @@ impl Store {
                     r.finished_at, r.error, r.failed_step, r.output_dir
              FROM runs r JOIN jobs j ON j.id = r.job_id
              WHERE ?1 IS NULL OR j.name = ?1
-             ORDER BY r.id DESC LIMIT ?2",
+             UNION ALL
+             SELECT 0, j.name, s.logical_time, s.trigger, s.status, s.recorded_at, NULL, NULL,
+                    s.reason, NULL, NULL
+             FROM schedule_slots s JOIN jobs j ON j.id = s.job_id
+             WHERE ?1 IS NULL OR j.name = ?1
+             ORDER BY 6 DESC, 1 DESC LIMIT ?2",
         )
         .bind(job)
         .bind(limit as i64)

@@ -101,6 +101,9 @@ pub async fn validate(
                 format!("`{}` does not exist", input.display()),
             );
         }
+        for (step, field, message) in crate::serve::policy::problems(job) {
+            push(j, step.as_deref(), field, message);
+        }
         if job.steps.is_empty() {
             push(j, None, "step", "the job has no `[[job.step]]`".to_string());
         }

@@ -11,5 +11,7 @@ mod flights;
 mod host;
 mod hostile;
 mod isolation;
+mod recovery;
+mod schedule;
 mod serve;
 mod support;

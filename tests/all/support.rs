@@ -96,7 +96,12 @@ impl Scratch {
 
     /// `runner runs --json`, parsed.
     pub fn runs(&self) -> Vec<serde_json::Value> {
-        let out = self.runner(&["runs", "--json"]);
+        self.runs_limit(50)
+    }
+
+    /// `runner runs --json --limit N`, parsed.
+    pub fn runs_limit(&self, limit: u32) -> Vec<serde_json::Value> {
+        let out = self.runner(&["runs", "--json", "--limit", &limit.to_string()]);
         assert!(out.status.success(), "runs failed: {}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("runs --json is JSON")
     }
