@@ -332,3 +332,115 @@ async fn serve_resumes_from_its_last_recorded_slot_after_a_restart_and_never_rer
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_the_pause_switch_at_each_fire_and_records_paused_slots_as_skipped() {
+    let scratch = Scratch::new();
+    scratch.job_file(&filter_job(&scratch, "0 * * * *", "UTC", ""));
+    let out = scratch.runner(&["pause", "a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let runner = runner_for(&scratch).await;
+    let clock = Arc::new(ManualClock::new(at("2024-01-01T00:30:00Z")));
+    let cancel = CancellationToken::new();
+    let serve = tokio::spawn(runner::serve::serve(
+        runner.clone(),
+        clock.clone() as Arc<dyn Clock>,
+        cancel.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    clock.set(at("2024-01-01T01:00:00Z"));
+    let start = Instant::now();
+    while !runner
+        .store
+        .list_runs(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.status == "skipped")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "01:00 was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = scratch.runner(&["resume", "a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    clock.set(at("2024-01-01T02:00:00Z"));
+    wait_for_ended_runs(&runner, 1).await;
+    cancel.cancel();
+    serve.await.unwrap().unwrap();
+
+    let history = runner.store.list_runs(None, 100).await.unwrap();
+    let rows: Vec<(i64, &str, &str)> = history
+        .iter()
+        .map(|r| (r.id.min(1), r.logical_time.as_str(), r.status.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "2024-01-01T02:00:00.000Z", "succeeded"),
+            (0, "2024-01-01T01:00:00.000Z", "skipped")
+        ]
+    );
+    assert_eq!(history[1].error.as_deref(), Some("the job is paused"));
+}
+
+#[test]
+fn trigger_under_forbid_skips_and_records_when_the_job_is_running_in_another_process() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleep = plugin("hostile-sleep").display().to_string();
+    let job = one_step_job("s", &input, &sleep, "{ seconds = 3600 }")
+        .replace("[[job.step]]", "overlap = \"forbid\"\n[[job.step]]");
+    let path = scratch.job_file(&job);
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config")
+        .arg(&path)
+        .args(["trigger", "s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !scratch.path("data/runner.db").exists()
+        || !scratch.runs().iter().any(|r| r["status"] == "running")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first run never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = scratch.runner(&["trigger", "s"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("is running already: trigger skipped and recorded"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an interrupted run is not a success"
+    );
+
+    let runs = scratch.runs();
+    let rows: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["trigger"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, [("manual", "skipped"), ("manual", "interrupted")]);
+}
