@@ -80,7 +80,7 @@ fn plan(i: usize, expr: String, zone: &str) -> JobPlan {
 /// Hourly or daily jobs at minutes at least `gap` minutes away from now.
 fn quiet(i: usize, gap: u32) -> JobPlan {
     let minute = (Utc::now().minute() + gap + (i as u32 % (60 - 2 * gap))) % 60;
-    let expr = if i % 2 == 0 {
+    let expr = if i.is_multiple_of(2) {
         format!("{minute} * * * *")
     } else {
         format!("{minute} {} * * *", i % 24)
