@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod flights;
 mod recovery;
+mod resume;
 mod schedule;
 mod serve;
 mod support;
