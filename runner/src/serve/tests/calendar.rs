@@ -173,3 +173,20 @@ async fn a_year_down_for_an_every_second_job_costs_one_run_and_one_bounded_recor
     assert_eq!(missed[0].last, at("2024-12-31T23:59:59Z"));
     assert_eq!(missed[0].count, SlotCount::AtLeast(10_000));
 }
+
+#[tokio::test]
+async fn a_restart_with_the_clock_behind_the_last_recorded_slot_does_not_fire_it_again() {
+    // 05:00 is recorded, but the machine's clock now says 04:30 (it was stepped back). The
+    // loop resumes after 05:00: the first slot it fires is 06:00.
+    let h = Harness::start(
+        plan("0 * * * *", "UTC", Some("2024-01-01T05:00:00Z")),
+        "2024-01-01T04:30:00Z",
+        TimeDelta::minutes(1),
+        vec![],
+    );
+    h.run_until("2024-01-01T06:10:00Z", TimeDelta::minutes(10))
+        .await;
+    let events = h.stop().await;
+    assert_eq!(slots_started(&events), ["2024-01-01T06:00:00+00:00"]);
+    assert!(recorded(&events).is_empty());
+}
