@@ -125,7 +125,7 @@ async fn serve_resumes_from_its_last_recorded_slot_after_a_restart_and_never_rer
             "2024-01-01T03:00:00.000Z",
             "missed",
             "2 slots from 2024-01-01T03:00:00.000Z to 2024-01-01T04:00:00.000Z: a newer slot \
-             ran instead (missed = latest)"
+             was taken instead (missed = latest)"
         )]
     );
 }

@@ -248,8 +248,12 @@ impl<B: Backend> Loop<B> {
                     let reason = match group.reason {
                         MissedReason::PastDeadline => "past the job's starting deadline",
                         MissedReason::Policy => match self.jobs[j].plan.policies.missed {
-                            MissedPolicy::Skip => "the runner was not running (missed = skip)",
-                            MissedPolicy::Latest => "a newer slot ran instead (missed = latest)",
+                            MissedPolicy::Skip => {
+                                "over 60 s old when the runner got to it (missed = skip)"
+                            }
+                            MissedPolicy::Latest => {
+                                "a newer slot was taken instead (missed = latest)"
+                            }
                             MissedPolicy::All { .. } => {
                                 "older than the catch-up bound (missed = all, catch_up_max)"
                             }
