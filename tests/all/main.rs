@@ -12,6 +12,7 @@ mod host;
 mod hostile;
 mod isolation;
 mod recovery;
+mod resume;
 mod schedule;
 mod serve;
 mod support;

@@ -1,16 +1,7 @@
 //! The scheduling commands and policies as a user meets them: `next`, `validate`, `pause`,
-//! `resume`, `trigger`, `backfill`, step and job retries, the job timeout, and `serve`
-//! resuming from its last recorded slot after a restart (driven in-process by a ManualClock).
+//! `resume`, `trigger`, `backfill`, step and job retries and the job timeout.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use runner::config::JobFile;
-use runner::pipeline::Runner;
-use runner::sandbox::Sandbox;
-use runner::schedule::{Clock, ManualClock};
-use runner::store::Store;
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{Scratch, one_step_job, plugin, text};
 
@@ -18,7 +9,7 @@ const CSV: &str = "carrier,dep_delay\nAA,5\nUA,NA\nAA,-2\nB6,12\n";
 const FILTER: &str = r#"{ column = "dep_delay", op = ">", value = 0 }"#;
 
 /// A one-step csv-filter job named `a` with `schedule` in `zone`, and `extra` job-level lines.
-fn filter_job(scratch: &Scratch, schedule: &str, zone: &str, extra: &str) -> String {
+pub fn filter_job(scratch: &Scratch, schedule: &str, zone: &str, extra: &str) -> String {
     let input = scratch.write("in.csv", CSV);
     one_step_job("a", &input, "csv-filter", FILTER).replace(
         "schedule = \"@daily\"\n",
@@ -217,118 +208,60 @@ fn a_run_over_the_jobs_timeout_fails_saying_so_and_a_job_retry_tries_the_slot_ag
     }
 }
 
-async fn runner_for(scratch: &Scratch) -> Arc<Runner> {
-    let file = JobFile::load(&scratch.path("jobs.toml")).unwrap();
-    let data = scratch.path("data");
-    std::fs::create_dir_all(&data).unwrap();
-    Arc::new(Runner {
-        store: Store::open(&data.join("runner.db")).await.unwrap(),
-        sandbox: Arc::new(Sandbox::new().unwrap()),
-        data_dir: data,
-        plugin_dir: None,
-        file,
-    })
-}
-
-/// Waits (bounded, in real time) until `n` runs have ended.
-async fn wait_for_ended_runs(runner: &Runner, n: usize) {
+#[test]
+fn trigger_under_forbid_skips_and_records_when_the_job_is_running_in_another_process() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleep = plugin("hostile-sleep").display().to_string();
+    let job = one_step_job("s", &input, &sleep, "{ seconds = 3600 }")
+        .replace("[[job.step]]", "overlap = \"forbid\"\n[[job.step]]");
+    let path = scratch.job_file(&job);
+    let first = std::process::Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config")
+        .arg(&path)
+        .args(["trigger", "s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
-    loop {
-        let runs = runner.store.list_runs(None, 1000).await.unwrap();
-        let ended = runs
-            .iter()
-            .filter(|r| r.id > 0 && r.finished_at.is_some())
-            .count();
-        if ended >= n {
-            return;
-        }
+    while !scratch.path("data/runner.db").exists()
+        || !scratch.runs().iter().any(|r| r["status"] == "running")
+    {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "{ended} of {n} runs ended"
+            "the first run never started"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
 
-fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
-    s.parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_resumes_from_its_last_recorded_slot_after_a_restart_and_never_reruns_one() {
-    let scratch = Scratch::new();
-    scratch.job_file(&filter_job(&scratch, "0 * * * *", "UTC", ""));
-
-    // First process: up from 00:30, fires 01:00 and 02:00, stops.
-    let runner = runner_for(&scratch).await;
-    let clock = Arc::new(ManualClock::new(at("2024-01-01T00:30:00Z")));
-    let cancel = CancellationToken::new();
-    let serve = tokio::spawn(runner::serve::serve(
-        runner.clone(),
-        clock.clone() as Arc<dyn Clock>,
-        cancel.clone(),
-    ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    clock.set(at("2024-01-01T01:00:00Z"));
-    wait_for_ended_runs(&runner, 1).await;
-    clock.set(at("2024-01-01T02:00:00Z"));
-    wait_for_ended_runs(&runner, 2).await;
-    cancel.cancel();
-    serve.await.unwrap().unwrap();
-
-    // Second process, up at 05:10: 02:00 is recorded, so it resumes with 03:00 and 04:00
-    // (missed, one record) and runs 05:00 once (missed = latest, the default).
-    let runner = runner_for(&scratch).await;
-    let clock = Arc::new(ManualClock::new(at("2024-01-01T05:10:00Z")));
-    let cancel = CancellationToken::new();
-    let serve = tokio::spawn(runner::serve::serve(
-        runner.clone(),
-        clock.clone() as Arc<dyn Clock>,
-        cancel.clone(),
-    ));
-    wait_for_ended_runs(&runner, 3).await;
-    cancel.cancel();
-    serve.await.unwrap().unwrap();
-
-    let history = runner.store.list_runs(None, 100).await.unwrap();
-    let mut ran: Vec<&str> = history
-        .iter()
-        .filter(|r| r.id > 0)
-        .map(|r| {
-            assert_eq!(
-                (r.trigger.as_str(), r.status.as_str()),
-                ("schedule", "succeeded")
-            );
-            r.logical_time.as_str()
-        })
-        .collect();
-    ran.sort();
-    assert_eq!(
-        ran,
-        [
-            "2024-01-01T01:00:00.000Z",
-            "2024-01-01T02:00:00.000Z",
-            "2024-01-01T05:00:00.000Z"
-        ]
+    let out = scratch.runner(&["trigger", "s"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("is running already: trigger skipped and recorded"),
+        "{}",
+        text(&out.stdout)
     );
-    let missed: Vec<(&str, &str, &str)> = history
+    std::process::Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an interrupted run is not a success"
+    );
+
+    let runs = scratch.runs();
+    let rows: Vec<(&str, &str)> = runs
         .iter()
-        .filter(|r| r.id == 0)
         .map(|r| {
             (
-                r.logical_time.as_str(),
-                r.status.as_str(),
-                r.error.as_deref().unwrap(),
+                r["trigger"].as_str().unwrap(),
+                r["status"].as_str().unwrap(),
             )
         })
         .collect();
-    assert_eq!(
-        missed,
-        [(
-            "2024-01-01T03:00:00.000Z",
-            "missed",
-            "2 slots from 2024-01-01T03:00:00.000Z to 2024-01-01T04:00:00.000Z: a newer slot \
-             ran instead (missed = latest)"
-        )]
-    );
+    assert_eq!(rows, [("manual", "skipped"), ("manual", "interrupted")]);
 }

@@ -76,13 +76,14 @@ pub async fn serve(
         };
         let retry = &plans[j].policies.retry;
         let tries = state::runs_for_slot(&pool, job_ids[j], u.logical_time).await?;
+        // `tries` counts the interrupted run itself, so a retry is attempt 2 or later.
         if retry.retry_on.iter().any(|o| o == "interrupted") && tries < retry.max_attempts {
             info!(job = %u.job, run_id = u.run_id, attempt = tries + 1, "retrying an interrupted run");
             retries.push((
                 j,
                 Launch {
                     slot: u.logical_time,
-                    attempt: tries + 1,
+                    attempt: (tries + 1).max(2),
                 },
             ));
         } else {

@@ -35,6 +35,8 @@ pub const RETRYABLE: &[&str] = &[
 ];
 /// The longest delay or timeout a job file may set: seven days.
 const LONGEST_SECS: f64 = 7.0 * 86_400.0;
+/// The longest starting deadline a job file may set: 366 days.
+const LONGEST_DEADLINE_SECS: u64 = 366 * 86_400;
 
 /// What happens to a slot that comes due while a run of the same job is still running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +162,7 @@ impl Policies {
             missed,
             starting_deadline: job
                 .starting_deadline_secs
-                .map(|s| TimeDelta::seconds(s.min(LONGEST_SECS as u64 * 52) as i64)),
+                .map(|s| TimeDelta::seconds(s.min(LONGEST_DEADLINE_SECS) as i64)),
             overlap: parse_overlap(job.overlap.as_deref().unwrap_or("allow"))
                 .unwrap_or(Overlap::Allow),
             timeout: job
@@ -201,6 +203,15 @@ pub fn problems(job: &Job) -> Vec<FieldProblem> {
         && !(1..=10_000).contains(&n)
     {
         out.push((None, "catch_up_max", format!("`{n}`: must be 1 to 10000")));
+    }
+    if let Some(d) = job.starting_deadline_secs
+        && d > LONGEST_DEADLINE_SECS
+    {
+        out.push((
+            None,
+            "starting_deadline_secs",
+            format!("`{d}`: must be at most 31622400 (366 days)"),
+        ));
     }
     if let Some(o) = &job.overlap
         && parse_overlap(o).is_none()

@@ -7,7 +7,7 @@
 //! looked at, and a slot that is on time needs one schedule step to find the next one.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
@@ -120,11 +120,14 @@ pub async fn run_loop<B: Backend>(
         jobs: Vec::with_capacity(plans.len()),
         heap: BinaryHeap::with_capacity(plans.len()),
         running: JoinSet::new(),
+        tasks: HashMap::new(),
         cancel: cancel.clone(),
         next_key: 0,
     };
     for (j, plan) in plans.into_iter().enumerate() {
-        let handled = plan.handled.unwrap_or(start).min(start);
+        // Resume after the last recorded slot, even one ahead of the clock (the clock was
+        // stepped back): slots already recorded are never decided again.
+        let handled = plan.handled.unwrap_or(start);
         loop_.jobs.push(Live {
             plan,
             handled,
@@ -151,10 +154,17 @@ pub async fn run_loop<B: Backend>(
         tokio::select! {
             biased;
             () = cancel.cancelled() => break,
-            Some(done) = loop_.running.join_next(), if !loop_.running.is_empty() => {
-                match done {
-                    Ok((j, key)) => loop_.ended(j, key).await,
-                    Err(e) => error!(error = %e, "a run task could not be joined"),
+            Some(done) = loop_.running.join_next_with_id(), if !loop_.running.is_empty() => {
+                // A run that panicked ended its own task only; the loop still learns it ended.
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => {
+                        error!(error = %e, "a run task panicked");
+                        e.id()
+                    }
+                };
+                if let Some((j, key)) = loop_.tasks.remove(&id) {
+                    loop_.ended(j, key).await;
                 }
                 continue;
             }
@@ -182,7 +192,9 @@ struct Loop<B> {
     backend: Arc<B>,
     jobs: Vec<Live>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
-    running: JoinSet<(usize, u64)>,
+    running: JoinSet<()>,
+    /// The job and key of each running task.
+    tasks: HashMap<tokio::task::Id, (usize, u64)>,
     cancel: CancellationToken,
     next_key: u64,
 }
@@ -236,8 +248,12 @@ impl<B: Backend> Loop<B> {
                     let reason = match group.reason {
                         MissedReason::PastDeadline => "past the job's starting deadline",
                         MissedReason::Policy => match self.jobs[j].plan.policies.missed {
-                            MissedPolicy::Skip => "the runner was not running (missed = skip)",
-                            MissedPolicy::Latest => "a newer slot ran instead (missed = latest)",
+                            MissedPolicy::Skip => {
+                                "over 60 s old when the runner got to it (missed = skip)"
+                            }
+                            MissedPolicy::Latest => {
+                                "a newer slot was taken instead (missed = latest)"
+                            }
                             MissedPolicy::All { .. } => {
                                 "older than the catch-up bound (missed = all, catch_up_max)"
                             }
@@ -298,13 +314,8 @@ impl<B: Backend> Loop<B> {
         let stop = Stop::child_of(&self.cancel);
         self.jobs[j].running.push((key, stop.clone()));
         let run = self.backend.run(j, launch, stop);
-        self.running.spawn(async move {
-            // A run that panics ends its own task only; the loop still learns that it ended.
-            if let Err(e) = tokio::spawn(run).await {
-                error!(error = %e, "a run task panicked");
-            }
-            (j, key)
-        });
+        let id = self.running.spawn(run).id();
+        self.tasks.insert(id, (j, key));
     }
 
     /// A run of job `j` ended: a queued slot may start now.

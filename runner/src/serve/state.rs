@@ -198,20 +198,19 @@ pub async fn unfinished_runs(pool: &SqlitePool) -> Result<Vec<Unfinished>, Store
         .collect())
 }
 
-/// How many runs (first tries and retries) a job's slot has had.
+/// How many runs (first tries and retries, whatever their trigger) a job's logical time has
+/// had.
 pub async fn runs_for_slot(
     pool: &SqlitePool,
     job_id: i64,
     slot: DateTime<Utc>,
 ) -> Result<u32, StoreError> {
-    let n: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM runs WHERE job_id = ?1 AND logical_time = ?2
-             AND trigger IN ('schedule', 'backfill', 'retry')",
-    )
-    .bind(job_id)
-    .bind(time_text(slot))
-    .fetch_one(pool)
-    .await?;
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = ?1 AND logical_time = ?2")
+            .bind(job_id)
+            .bind(time_text(slot))
+            .fetch_one(pool)
+            .await?;
     Ok(n as u32)
 }
 
