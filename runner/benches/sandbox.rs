@@ -144,12 +144,25 @@ async fn noop_steps(scratch: &Path) {
         }
     }
     let (w, n, t) = (median(wasm), median(native), median(truth));
+
+    // Where a wasm step's time goes: the sandbox alone, and the two history writes alone.
+    let start = Instant::now();
+    for _ in 0..wasm_n {
+        run_step(&sandbox, &noop, &dir, "{}").await;
+    }
+    let run_only = start.elapsed().as_secs_f64() / wasm_n as f64;
+    let start = Instant::now();
+    for _ in 0..wasm_n {
+        history.record(&dir, &native_report).await;
+    }
+    let record_only = start.elapsed().as_secs_f64() / wasm_n as f64;
     println!(
         "(a) no-op step, instantiate + call + record in SQLite, median of {ROUNDS} rounds:\n    \
          wasm    {:>8.1} us/step = {:>7.0} steps/s ({wasm_n} steps a round)\n    \
          native  {:>8.1} us/step = {:>7.0} steps/s (this binary re-executed; {native_n} a round)\n    \
          /bin/true {:>6.1} us/step = {:>7.0} steps/s\n    \
-         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true",
+         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true\n    \
+         of a wasm step: sandbox run alone {:.1} us, the two SQLite writes alone {:.1} us",
         w * 1e6,
         1.0 / w,
         n * 1e6,
@@ -157,7 +170,9 @@ async fn noop_steps(scratch: &Path) {
         t * 1e6,
         1.0 / t,
         n / w,
-        t / w
+        t / w,
+        run_only * 1e6,
+        record_only * 1e6
     );
 }
 
