@@ -11,5 +11,6 @@ mod flights;
 mod host;
 mod hostile;
 mod isolation;
+mod limits;
 mod serve;
 mod support;
