@@ -165,10 +165,12 @@ impl Sandbox {
         let compiled = tokio::task::spawn_blocking(move || {
             if let Some(hit) = cache.as_ref().and_then(|c| c.load(&engine, &digest)) {
                 hit_count.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(plugin_sha256 = %digest, "loaded compiled plugin from cache");
                 return Ok(hit);
             }
             let compiled = Component::from_binary(&engine, &bytes)?;
             compiled_count.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(plugin_sha256 = %digest, "compiled plugin");
             if let Some(cache) = &cache {
                 cache.store(&digest, &compiled);
             }
