@@ -34,3 +34,22 @@ async fn a_step_within_its_fuel_budget_succeeds_and_records_what_it_burned() {
     assert!(burned >= 600_000, "burned {burned}");
     assert!(burned < 100_000_000, "burned {burned}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_cap_is_per_step() {
+    // 5,000 calls deep fits the default 512 KiB stack (about 100 bytes a frame allowed)
+    // and cannot fit 64 KiB (13 bytes a frame: less than a return address and a frame
+    // pointer).
+    let deep = "{ depth = 5000 }";
+    let jobs = job("roomy", "hostile-recurse", deep, "{}")
+        + &job("cramped", "hostile-recurse", deep, "{ stack_kib = 64 }");
+    let host = Host::new(&jobs).await;
+    let roomy = host.run_one("roomy").await;
+    assert_eq!(roomy["outcome"], "succeeded", "{roomy:#}");
+    let cramped = host.run_one("cramped").await;
+    assert_eq!(cramped["outcome"], "stack-overflow", "{cramped:#}");
+    assert_eq!(cramped["error"], "wasm stack overflow (cap 64 KiB)");
+    // The default engine still serves the default cap afterwards.
+    assert_eq!(host.run_one("roomy").await["outcome"], "succeeded");
+    host.assert_still_serves().await;
+}

@@ -91,6 +91,24 @@ impl Sandbox {
             }
         };
 
+        // A stack cap other than the plugin's engine's needs the engine for that cap.
+        let stack_kib = limits.stack_bytes >> 10;
+        let other_engine;
+        let plugin = if plugin.stack_kib == stack_kib {
+            plugin
+        } else {
+            match self
+                .load_with_stack(&plugin.path, Some(&plugin.sha256), stack_kib)
+                .await
+            {
+                Ok(p) => {
+                    other_engine = p;
+                    &*other_engine
+                }
+                Err(e) => return report(Outcome::LoadError, None, Some(e.to_string())),
+            }
+        };
+
         let mut context = input.context;
         context.input_dir = GUEST_INPUT_DIR.to_string();
         context.output_dir = GUEST_OUTPUT_DIR.to_string();
@@ -113,9 +131,9 @@ impl Sandbox {
             log: log.clone(),
             quota_hit: None,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&plugin.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if self.options.fuel {
+        if self.options.engine.fuel {
             // Without a budget the step may burn all it likes; fuel is still counted
             // because wasmtime turns fuel on per engine, not per store.
             let fuel = limits.fuel.unwrap_or(u64::MAX);
