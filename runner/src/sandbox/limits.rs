@@ -175,9 +175,9 @@ mod tests {
 
     #[test]
     fn an_unknown_limit_is_refused() {
-        let err = toml::from_str::<Limits>("stack_kib = 64\n").unwrap_err();
+        let err = toml::from_str::<Limits>("cpu_percent = 50\n").unwrap_err();
         assert!(
-            err.to_string().contains("unknown field `stack_kib`"),
+            err.to_string().contains("unknown field `cpu_percent`"),
             "{err}"
         );
     }
