@@ -10,6 +10,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use runner::sandbox::{
@@ -61,7 +63,7 @@ async fn run_step(sandbox: &Sandbox, plugin: &Plugin, dir: &Path, config: &str) 
 struct History {
     store: Store,
     run_id: i64,
-    next_idx: usize,
+    next_idx: AtomicUsize,
 }
 
 impl History {
@@ -79,17 +81,17 @@ impl History {
         History {
             store,
             run_id,
-            next_idx: 0,
+            next_idx: AtomicUsize::new(0),
         }
     }
 
-    async fn record(&mut self, dir: &Path, report: &StepReport) {
+    async fn record(&self, dir: &Path, report: &StepReport) {
+        let idx = self.next_idx.fetch_add(1, Ordering::Relaxed);
         let id = self
             .store
-            .start_step(self.run_id, self.next_idx, 1, "noop", "noop", dir)
+            .start_step(self.run_id, idx, 1, "noop", "noop", dir)
             .await
             .unwrap();
-        self.next_idx += 1;
         self.store
             .finish_step(id, Some("bench"), report, None)
             .await
@@ -100,7 +102,7 @@ impl History {
 /// (a) Steps per second: in the sandbox, and as native processes (this binary, and
 /// `/bin/true` as the floor of any process).
 async fn noop_steps(scratch: &Path) {
-    let sandbox = Sandbox::new().unwrap();
+    let sandbox = Arc::new(Sandbox::new().unwrap());
     println!("allocator: {:?}", sandbox.allocator());
     let noop = sandbox
         .load(&plugin_dir().join("noop.wasm"), None)
@@ -108,7 +110,7 @@ async fn noop_steps(scratch: &Path) {
         .unwrap();
     let dir = scratch.join("noop");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut history = History::open(scratch).await;
+    let history = Arc::new(History::open(scratch).await);
     let me = std::env::current_exe().unwrap();
     let native_report = StepReport::early(Outcome::Succeeded, String::new());
 
@@ -144,12 +146,44 @@ async fn noop_steps(scratch: &Path) {
         }
     }
     let (w, n, t) = (median(wasm), median(native), median(truth));
+
+    // Where a wasm step's time goes: the sandbox alone, and the two history writes alone.
+    let start = Instant::now();
+    for _ in 0..wasm_n {
+        run_step(&sandbox, &noop, &dir, "{}").await;
+    }
+    let run_only = start.elapsed().as_secs_f64() / wasm_n as f64;
+    let start = Instant::now();
+    for _ in 0..wasm_n {
+        history.record(&dir, &native_report).await;
+    }
+    let record_only = start.elapsed().as_secs_f64() / wasm_n as f64;
+
+    // Two steps at a time, as `serve` runs jobs: the machine has two cores.
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (sandbox, noop, history, dir) =
+            (sandbox.clone(), noop.clone(), history.clone(), dir.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..wasm_n / 2 {
+                let report = run_step(&sandbox, &noop, &dir, "{}").await;
+                history.record(&dir, &report).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let two_at_once = start.elapsed().as_secs_f64() / wasm_n as f64;
     println!(
         "(a) no-op step, instantiate + call + record in SQLite, median of {ROUNDS} rounds:\n    \
          wasm    {:>8.1} us/step = {:>7.0} steps/s ({wasm_n} steps a round)\n    \
          native  {:>8.1} us/step = {:>7.0} steps/s (this binary re-executed; {native_n} a round)\n    \
          /bin/true {:>6.1} us/step = {:>7.0} steps/s\n    \
-         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true",
+         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true\n    \
+         of a wasm step: sandbox run alone {:.1} us, the two SQLite writes alone {:.1} us\n    \
+         two wasm steps at a time: {:.0} steps/s",
         w * 1e6,
         1.0 / w,
         n * 1e6,
@@ -157,7 +191,10 @@ async fn noop_steps(scratch: &Path) {
         t * 1e6,
         1.0 / t,
         n / w,
-        t / w
+        t / w,
+        run_only * 1e6,
+        record_only * 1e6,
+        1.0 / two_at_once
     );
 }
 

@@ -17,11 +17,8 @@ fn cached(dir: &Path) -> Sandbox {
     .unwrap()
 }
 
-/// Runs the no-op plugin once and returns how it ended.
-async fn run_noop(sandbox: &Sandbox) -> Outcome {
-    let noop = sandbox.load(&plugin("noop"), None).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let context = bindings::RunContext {
+fn context() -> bindings::RunContext {
+    bindings::RunContext {
         job: "noop".into(),
         run_id: 1,
         logical_time: "2026-01-01T00:00:00.000Z".into(),
@@ -31,9 +28,15 @@ async fn run_noop(sandbox: &Sandbox) -> Outcome {
         input_dir: String::new(),
         output_dir: String::new(),
         inputs: Vec::new(),
-    };
+    }
+}
+
+/// Runs the no-op plugin once and returns how it ended.
+async fn run_noop(sandbox: &Sandbox) -> Outcome {
+    let noop = sandbox.load(&plugin("noop"), None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let input = StepInput {
-        context,
+        context: context(),
         input_dir: dir.path(),
         output_dir: dir.path(),
         limits: &Limits::default(),
@@ -98,6 +101,43 @@ async fn a_pool_too_large_to_reserve_falls_back_to_on_demand_allocation() {
     })
     .unwrap();
     assert_eq!(sandbox.allocator(), Allocator::OnDemand);
+    assert_eq!(run_noop(&sandbox).await, Outcome::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_beyond_the_pool_size_is_a_load_error_and_the_pool_recovers() {
+    let sandbox = Sandbox::with_options(SandboxOptions {
+        engine: EngineOptions {
+            concurrent_steps: 1,
+            ..EngineOptions::default()
+        },
+        cache_dir: None,
+    })
+    .unwrap();
+    assert_eq!(sandbox.allocator(), Allocator::Pooling);
+    let sleeper = sandbox.load(&plugin("hostile-sleep"), None).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        timeout_secs: Some(1.0),
+        ..Limits::default()
+    };
+    let sleeping = sandbox.run(
+        &sleeper,
+        StepInput {
+            context: bindings::RunContext {
+                config: r#"{"seconds": 3600}"#.into(),
+                ..context()
+            },
+            input_dir: dir.path(),
+            output_dir: dir.path(),
+            limits: &limits,
+        },
+    );
+    // The sleeper takes the only slot first (join polls in order); the no-op finds none.
+    let (slept, crowded) = tokio::join!(sleeping, run_noop(&sandbox));
+    assert_eq!(slept.outcome, Outcome::Timeout);
+    assert_eq!(crowded, Outcome::LoadError);
+    // With the sleeper gone, its slot serves the next step.
     assert_eq!(run_noop(&sandbox).await, Outcome::Succeeded);
 }
 

@@ -11,6 +11,7 @@ mod flights;
 mod host;
 mod hostile;
 mod isolation;
+mod limits;
 mod recovery;
 mod resume;
 mod schedule;

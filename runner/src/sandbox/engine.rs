@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::limits::{DEFAULT_STACK_KIB, MAX_MEMORY_MIB};
+use super::limits::MAX_MEMORY_MIB;
 use super::wasm_error;
 
 /// How often the epoch ticks: the granularity of deadlines and of yielding to other tasks.
@@ -53,9 +53,9 @@ impl Default for EngineOptions {
 }
 
 /// Builds the engine: pooling when it can be reserved, else on-demand.
-pub fn build(options: &EngineOptions) -> anyhow::Result<(Engine, Allocator)> {
+pub fn build(options: &EngineOptions, stack_kib: u64) -> anyhow::Result<(Engine, Allocator)> {
     if options.pooling {
-        let mut config = base_config(options);
+        let mut config = base_config(options, stack_kib);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(options)));
         match Engine::new(&config) {
             Ok(engine) => return Ok((engine, Allocator::Pooling)),
@@ -66,18 +66,18 @@ pub fn build(options: &EngineOptions) -> anyhow::Result<(Engine, Allocator)> {
             ),
         }
     }
-    let engine = Engine::new(&base_config(options)).map_err(wasm_error)?;
+    let engine = Engine::new(&base_config(options, stack_kib)).map_err(wasm_error)?;
     Ok((engine, Allocator::OnDemand))
 }
 
-fn base_config(options: &EngineOptions) -> Config {
+fn base_config(options: &EngineOptions, stack_kib: u64) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(options.epoch_interruption);
     config.consume_fuel(options.fuel);
-    config.max_wasm_stack((DEFAULT_STACK_KIB << 10) as usize);
+    config.max_wasm_stack((stack_kib << 10) as usize);
     // The fiber a guest runs on must hold the wasm stack plus the host calls made from it.
-    config.async_stack_size(((DEFAULT_STACK_KIB << 10) + (1 << 20)) as usize);
+    config.async_stack_size(((stack_kib << 10) + (1 << 20)) as usize);
     config
 }
 

@@ -1,9 +1,7 @@
 //! Per-step sandbox limits: what a job file may set under `[job.step.limits]` and the
 //! defaults when it does not.
 //!
-//! Every limit has a safe default, so a job that sets nothing still runs bounded. The
-//! wasm stack cap is the one limit that is not per step: wasmtime fixes it per engine, so
-//! it is a runner-wide setting ([`DEFAULT_STACK_KIB`]).
+//! Every limit has a safe default, so a job that sets nothing still runs bounded.
 
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ pub const DEFAULT_OUTPUT_FILES: u64 = 1000;
 pub const DEFAULT_TABLE_ELEMENTS: u64 = 100_000;
 /// Default cap on the core instances, tables and memories a step's component may create.
 pub const DEFAULT_INSTANCES: u64 = 64;
-/// The wasm stack cap of every step, in KiB (runner-wide; see the module docs).
+/// Default cap on a step's wasm stack, in KiB.
 pub const DEFAULT_STACK_KIB: u64 = 512;
 /// The largest linear memory a step may be given: the whole 32-bit address space.
 pub const MAX_MEMORY_MIB: u64 = 4096;
@@ -53,6 +51,9 @@ pub struct Limits {
     /// Cap on the entries in the output directory.
     #[serde(default)]
     pub output_files: Option<u64>,
+    /// Wasm stack cap in KiB.
+    #[serde(default)]
+    pub stack_kib: Option<u64>,
     /// Captured-log cap in KiB.
     #[serde(default)]
     pub log_kib: Option<u64>,
@@ -78,7 +79,7 @@ pub struct Effective {
     pub output_files: u64,
     /// Captured-log cap in bytes.
     pub log_bytes: u64,
-    /// Wasm stack cap in bytes (runner-wide).
+    /// Wasm stack cap in bytes.
     pub stack_bytes: u64,
 }
 
@@ -94,7 +95,7 @@ impl Limits {
             output_bytes: self.output_mib.unwrap_or(DEFAULT_OUTPUT_MIB) << 20,
             output_files: self.output_files.unwrap_or(DEFAULT_OUTPUT_FILES),
             log_bytes: self.log_kib.unwrap_or(DEFAULT_LOG_KIB) << 10,
-            stack_bytes: DEFAULT_STACK_KIB << 10,
+            stack_bytes: self.stack_kib.unwrap_or(DEFAULT_STACK_KIB) << 10,
         }
     }
 
@@ -136,6 +137,7 @@ impl Limits {
         range("instances", self.instances, 1, 1000);
         range("output_mib", self.output_mib, 0, 1 << 20);
         range("output_files", self.output_files, 0, 10_000_000);
+        range("stack_kib", self.stack_kib, 64, 16_384);
         range("log_kib", self.log_kib, 1, 1_048_576);
         out
     }
@@ -173,9 +175,9 @@ mod tests {
 
     #[test]
     fn an_unknown_limit_is_refused() {
-        let err = toml::from_str::<Limits>("stack_kib = 64\n").unwrap_err();
+        let err = toml::from_str::<Limits>("cpu_percent = 50\n").unwrap_err();
         assert!(
-            err.to_string().contains("unknown field `stack_kib`"),
+            err.to_string().contains("unknown field `cpu_percent`"),
             "{err}"
         );
     }

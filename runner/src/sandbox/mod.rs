@@ -63,29 +63,21 @@ pub struct SandboxOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// The engine, the linker and the compiled plugins of this process.
-pub struct Sandbox {
+/// One engine with its linker, its compiled plugins and its disk cache. Steps with the
+/// default stack cap share one; each other stack cap a job asks for gets one of its own,
+/// because wasmtime fixes the stack cap per engine.
+struct EngineSet {
     engine: Engine,
     allocator: Allocator,
-    options: EngineOptions,
     linker: Linker<StepState>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     cache: Option<CompileCache>,
-    compiled: Arc<AtomicU64>,
-    cache_hits: Arc<AtomicU64>,
     _ticker: engine::Ticker,
 }
 
-impl Sandbox {
-    /// A sandbox with the default settings and no disk cache.
-    pub fn new() -> anyhow::Result<Sandbox> {
-        Sandbox::with_options(SandboxOptions::default())
-    }
-
-    /// Builds the engine (pooling allocator when the machine allows it), the linker (WASI
-    /// 0.2 and the runner's own imports) and the compile cache, and starts the epoch ticker.
-    pub fn with_options(options: SandboxOptions) -> anyhow::Result<Sandbox> {
-        let (engine, allocator) = engine::build(&options.engine)?;
+impl EngineSet {
+    fn new(options: &SandboxOptions, stack_kib: u64) -> anyhow::Result<EngineSet> {
+        let (engine, allocator) = engine::build(&options.engine, stack_kib)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_error)?;
         Step::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(wasm_error)?;
@@ -96,17 +88,55 @@ impl Sandbox {
             None => None,
         };
         let ticker = engine::Ticker::start(&engine)?;
-        Ok(Sandbox {
+        Ok(EngineSet {
             engine,
             allocator,
-            options: options.engine,
             linker,
             plugins: Mutex::new(HashMap::new()),
             cache,
-            compiled: Arc::default(),
-            cache_hits: Arc::default(),
             _ticker: ticker,
         })
+    }
+}
+
+/// The engines, linkers and compiled plugins of this process.
+pub struct Sandbox {
+    options: SandboxOptions,
+    sets: Mutex<HashMap<u64, Arc<EngineSet>>>,
+    allocator: Allocator,
+    compiled: Arc<AtomicU64>,
+    cache_hits: Arc<AtomicU64>,
+}
+
+impl Sandbox {
+    /// A sandbox with the default settings and no disk cache.
+    pub fn new() -> anyhow::Result<Sandbox> {
+        Sandbox::with_options(SandboxOptions::default())
+    }
+
+    /// Builds the engine for the default stack cap (pooling allocator when the machine
+    /// allows it), its linker (WASI 0.2 and the runner's own imports) and compile cache,
+    /// and starts its epoch ticker.
+    pub fn with_options(options: SandboxOptions) -> anyhow::Result<Sandbox> {
+        let set = EngineSet::new(&options, DEFAULT_STACK_KIB)?;
+        Ok(Sandbox {
+            allocator: set.allocator,
+            sets: Mutex::new(HashMap::from([(DEFAULT_STACK_KIB, Arc::new(set))])),
+            options,
+            compiled: Arc::default(),
+            cache_hits: Arc::default(),
+        })
+    }
+
+    /// The engine set for a stack cap, built on first use.
+    fn engine_set(&self, stack_kib: u64) -> anyhow::Result<Arc<EngineSet>> {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = sets.get(&stack_kib) {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(EngineSet::new(&self.options, stack_kib)?);
+        sets.insert(stack_kib, set.clone());
+        Ok(set)
     }
 
     /// How many components this sandbox compiled, and how many it loaded from the disk
@@ -118,14 +148,30 @@ impl Sandbox {
         )
     }
 
-    /// Which instance allocator the engine ended up with.
+    /// Which instance allocator the default engine ended up with.
     pub fn allocator(&self) -> Allocator {
         self.allocator
     }
 
-    /// Loads a plugin, compiling it unless a plugin with the same digest is already loaded.
-    /// With `pin`, refuses a file whose sha256 differs.
+    /// Loads a plugin for the default stack cap, compiling it unless a plugin with the same
+    /// digest is already loaded. With `pin`, refuses a file whose sha256 differs.
     pub async fn load(&self, path: &Path, pin: Option<&str>) -> Result<Arc<Plugin>, PluginError> {
+        self.load_with_stack(path, pin, DEFAULT_STACK_KIB).await
+    }
+
+    /// Loads a plugin into the engine for a stack cap of `stack_kib`.
+    async fn load_with_stack(
+        &self,
+        path: &Path,
+        pin: Option<&str>,
+        stack_kib: u64,
+    ) -> Result<Arc<Plugin>, PluginError> {
+        let set = self
+            .engine_set(stack_kib)
+            .map_err(|e| PluginError::Compile {
+                path: path.to_path_buf(),
+                message: format!("no engine with a {stack_kib} KiB stack: {e:#}"),
+            })?;
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -150,7 +196,7 @@ impl Sandbox {
                 actual: sha256,
             });
         }
-        if let Some(plugin) = self
+        if let Some(plugin) = set
             .plugins
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,15 +206,17 @@ impl Sandbox {
         }
 
         check_layer(path, &bytes)?;
-        let (engine, cache, digest) = (self.engine.clone(), self.cache.clone(), sha256.clone());
+        let (engine, cache, digest) = (set.engine.clone(), set.cache.clone(), sha256.clone());
         let (compiled_count, hit_count) = (self.compiled.clone(), self.cache_hits.clone());
         let compiled = tokio::task::spawn_blocking(move || {
             if let Some(hit) = cache.as_ref().and_then(|c| c.load(&engine, &digest)) {
                 hit_count.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(plugin_sha256 = %digest, "loaded compiled plugin from cache");
                 return Ok(hit);
             }
             let compiled = Component::from_binary(&engine, &bytes)?;
             compiled_count.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(plugin_sha256 = %digest, "compiled plugin");
             if let Some(cache) = &cache {
                 cache.store(&digest, &compiled);
             }
@@ -187,18 +235,17 @@ impl Sandbox {
             path: path.to_path_buf(),
             message: format!("{e:#}"),
         };
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&compiled)
-            .map_err(wrong_world)?;
+        let instance_pre = set.linker.instantiate_pre(&compiled).map_err(wrong_world)?;
         let pre = StepPre::new(instance_pre).map_err(wrong_world)?;
 
         let plugin = Arc::new(Plugin {
             path: path.to_path_buf(),
             sha256: sha256.clone(),
+            stack_kib,
+            engine: set.engine.clone(),
             pre,
         });
-        self.plugins
+        set.plugins
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(sha256, plugin.clone());

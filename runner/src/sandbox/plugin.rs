@@ -74,6 +74,9 @@ pub struct Plugin {
     pub path: PathBuf,
     /// Hex sha256 of the file's bytes.
     pub sha256: String,
+    /// The stack cap of the engine it was compiled for, in KiB.
+    pub(super) stack_kib: u64,
+    pub(super) engine: wasmtime::Engine,
     pub(super) pre: StepPre<StepState>,
 }
 

@@ -71,8 +71,31 @@ impl Sandbox {
     /// Runs one step attempt to its end. Never fails: every way the guest can end is an
     /// [`Outcome`] in the report.
     pub async fn run(&self, plugin: &Plugin, input: StepInput<'_>) -> StepReport {
-        let started = Instant::now();
         let limits = input.limits.effective();
+        // A stack cap other than the plugin's engine's needs the engine for that cap; that
+        // compile happens before the step's clock starts.
+        let stack_kib = limits.stack_bytes >> 10;
+        let other_engine;
+        let plugin = if plugin.stack_kib == stack_kib {
+            plugin
+        } else {
+            match self
+                .load_with_stack(&plugin.path, Some(&plugin.sha256), stack_kib)
+                .await
+            {
+                Ok(p) => {
+                    other_engine = p;
+                    &*other_engine
+                }
+                Err(e) => {
+                    let mut report = StepReport::early(Outcome::LoadError, e.to_string());
+                    report.limits = Some(limits);
+                    return report;
+                }
+            }
+        };
+
+        let started = Instant::now();
         let log = LogCapture::new(usize::try_from(limits.log_bytes).unwrap_or(usize::MAX));
         let timeout = Duration::from_secs_f64(limits.timeout_secs);
         let quota = Quota::new(input.output_dir, limits.output_bytes, limits.output_files);
@@ -113,9 +136,9 @@ impl Sandbox {
             log: log.clone(),
             quota_hit: None,
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&plugin.engine, state);
         store.limiter(|s| &mut s.limiter);
-        if self.options.fuel {
+        if self.options.engine.fuel {
             // Without a budget the step may burn all it likes; fuel is still counted
             // because wasmtime turns fuel on per engine, not per store.
             let fuel = limits.fuel.unwrap_or(u64::MAX);

@@ -28,6 +28,18 @@ pub fn classify_trap(
     if let Some(why) = &seen.quota {
         return (Outcome::OutputQuota, why.clone());
     }
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return (
+            Outcome::LoadError,
+            format!(
+                "no instance slot free: more steps are running at once than the pool holds ({})",
+                first_line(err)
+            ),
+        );
+    }
     if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
         return (
             Outcome::Trap,
