@@ -191,7 +191,8 @@ fn init_tracing(cli: &Cli) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if cli.log_json {
         builder.json().init();
     } else {
@@ -310,6 +311,7 @@ async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
         }
         println!("output: {}", dir.display());
     }
+    runner.store.close().await;
     Ok(if result.status == "succeeded" {
         0
     } else {
@@ -320,9 +322,10 @@ async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
 async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
     let runner = Arc::new(prepare(cli).await?);
     let cancel: CancellationToken = crate::serve::stop_on_signals().map_err(internal)?;
-    crate::serve::serve(runner, Arc::new(SystemClock), cancel)
+    crate::serve::serve(runner.clone(), Arc::new(SystemClock), cancel)
         .await
         .map_err(internal)?;
+    runner.store.close().await;
     Ok(0)
 }
 

@@ -106,12 +106,12 @@ fn default_timezone() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read job file `{path}`: {source}")]
+    #[error("cannot read job file `{path}`: {reason}")]
     Read {
         /// The file.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file is not valid TOML or does not fit the schema.
     #[error("job file `{path}`, line {line}, column {column}: {message}")]
@@ -131,9 +131,9 @@ impl JobFile {
     /// Reads and parses a job file; relative paths are kept as written (see the `resolve_*`
     /// methods).
     pub fn load(path: &Path) -> Result<JobFile, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         let mut file = JobFile::parse(&text, path)?;
         file.path = normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));

@@ -82,6 +82,7 @@ impl Runner {
         self.store.start_run(run_id).await?;
         info!("run started");
         let run_dir = self.data_dir.join("runs").join(run_id.to_string());
+        set_aside_stale(&run_dir);
 
         let mut input_dir = match stage_input(&self.file.resolve(&job.input), &run_dir) {
             Ok(dir) => dir,
@@ -295,8 +296,17 @@ impl Runner {
 /// directory holding only the input file (hard-linked, or copied across file systems), so
 /// the step is granted that file and nothing beside it.
 fn stage_input(input: &Path, run_dir: &Path) -> Result<PathBuf, String> {
+    // Link the file a symlink points to, not the symlink (which would dangle in the sandbox).
+    let input = &std::fs::canonicalize(input)
+        .map_err(|e| format!("input `{}` cannot be read: {e}", input.display()))?;
     let meta = std::fs::metadata(input)
         .map_err(|e| format!("input `{}` cannot be read: {e}", input.display()))?;
+    if !meta.is_dir() && !meta.is_file() {
+        return Err(format!(
+            "input `{}` is neither a regular file nor a directory",
+            input.display()
+        ));
+    }
     if meta.is_dir() {
         return Ok(input.to_path_buf());
     }
@@ -317,6 +327,31 @@ fn stage_input(input: &Path, run_dir: &Path) -> Result<PathBuf, String> {
         })?;
     }
     Ok(staged)
+}
+
+/// Moves away a run directory left from an earlier history (a deleted or replaced
+/// `runner.db` restarts run ids), so a new run never reads an old run's files. Nothing is
+/// deleted: the old directory is renamed `<id>.stale-<unix time>`.
+fn set_aside_stale(run_dir: &Path) {
+    if !run_dir.exists() {
+        return;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = run_dir.as_os_str().to_owned();
+    aside.push(format!(".stale-{stamp}"));
+    match std::fs::rename(run_dir, &aside) {
+        Ok(()) => warn!(
+            dir = %run_dir.display(),
+            moved_to = %Path::new(&aside).display(),
+            "a run directory from an earlier history was in the way; set it aside"
+        ),
+        Err(e) => {
+            warn!(dir = %run_dir.display(), error = %e, "cannot set aside a stale run directory")
+        }
+    }
 }
 
 /// A step name fit for a directory name.

@@ -20,12 +20,12 @@ use crate::sandbox::{Outcome, StepReport};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be opened or migrated.
-    #[error("cannot open the run history `{path}`: {source}")]
+    #[error("cannot open the run history `{path}`: {reason}")]
     Open {
         /// The database file.
         path: String,
         /// What sqlx said.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A query failed.
     #[error("run history: {0}")]
@@ -154,9 +154,9 @@ pub fn time_text(t: DateTime<Utc>) -> String {
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_err = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
+        let open_err = |reason: Box<dyn std::error::Error + Send + Sync>| StoreError::Open {
             path: path.display().to_string(),
-            source,
+            reason,
         };
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| open_err(e.into()))?
@@ -176,6 +176,19 @@ impl Store {
             .await
             .map_err(|e| open_err(e.into()))?;
         Ok(Store { pool })
+    }
+
+    /// Checkpoints the write-ahead log into the database file and closes the pool, so the
+    /// history is whole in `runner.db` alone once the process has ended (a copy of that
+    /// one file is then a full copy).
+    pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the run history");
+        }
+        self.pool.close().await;
     }
 
     /// The pool, for modules that keep tables of their own.

@@ -93,13 +93,46 @@ pub async fn validate(
             push(j, None, "schedule", e.to_string());
         }
         let input = file.resolve(&job.input);
-        if !input.exists() {
-            push(
+        match std::fs::metadata(&input) {
+            _ if job.input.as_os_str().is_empty() => push(
+                j,
+                None,
+                "input",
+                "is empty: name a CSV file or a directory".to_string(),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => push(
                 j,
                 None,
                 "input",
                 format!("`{}` does not exist", input.display()),
-            );
+            ),
+            Err(e) => push(
+                j,
+                None,
+                "input",
+                format!("`{}` cannot be read: {e}", input.display()),
+            ),
+            Ok(m) if !(m.is_file() || m.is_dir()) => push(
+                j,
+                None,
+                "input",
+                format!(
+                    "`{}` is neither a regular file nor a directory",
+                    input.display()
+                ),
+            ),
+            Ok(_) => {}
+        }
+        let mut step_names = HashSet::new();
+        for name in job.steps.iter().filter_map(|s| s.name.as_deref()) {
+            if !step_names.insert(name) {
+                push(
+                    j,
+                    Some(name),
+                    "name",
+                    format!("step name `{name}` is used twice in the job"),
+                );
+            }
         }
         for (step, field, message) in crate::serve::policy::problems(job) {
             push(j, step.as_deref(), field, message);

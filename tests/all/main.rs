@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod compile_cache;
 mod flights;
+mod history;
 mod host;
 mod hostile;
 mod isolation;

@@ -179,10 +179,10 @@ impl Sandbox {
                     path: path.to_path_buf(),
                 });
             }
-            Err(source) => {
+            Err(reason) => {
                 return Err(PluginError::Read {
                     path: path.to_path_buf(),
-                    source,
+                    reason,
                 });
             }
         };

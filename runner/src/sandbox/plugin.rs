@@ -18,12 +18,12 @@ pub enum PluginError {
         path: PathBuf,
     },
     /// The file could not be read.
-    #[error("cannot read plugin `{path}`: {source}")]
+    #[error("cannot read plugin `{path}`: {reason}")]
     Read {
         /// The path.
         path: PathBuf,
         /// What the OS said.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file is not WebAssembly at all.
     #[error("plugin `{path}` is not a WebAssembly file (it does not start with `\\0asm`)")]

@@ -1,0 +1,136 @@
+//! Regression tests from a fresh-user attack on the spine: the history and run outputs must
+//! survive what users do to a data directory, and `validate` must catch inputs that cannot
+//! work.
+
+use crate::support::{Scratch, one_step_job, text};
+
+const CSV: &str = "carrier,dep_delay\nAA,5\nUA,NA\nB6,12\n";
+const DELAYED: &str = r#"{ column = "dep_delay", op = ">", value = 0 }"#;
+
+#[test]
+fn the_database_file_alone_holds_the_whole_history_after_a_run() {
+    // Reported: after `run`, everything sat in runner.db-wal, so copying runner.db lost it.
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job("a", &input, "csv-filter", DELAYED));
+    assert!(scratch.runner(&["run", "a"]).status.success());
+
+    let copy = scratch.path("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::copy(scratch.path("data/runner.db"), copy.join("runner.db")).unwrap();
+    let out = scratch.runner(&["runs", "--json", "--data-dir", copy.to_str().unwrap()]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 1, "{}", text(&out.stderr));
+    assert_eq!(runs[0]["status"], "succeeded");
+}
+
+#[test]
+fn a_new_history_never_reads_an_old_runs_files() {
+    // Reported: with runner.db deleted, run ids restart at 1 and run 1's old directories,
+    // with a planted extra file, leaked into the new run's output.
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job("a", &input, "csv-filter", DELAYED));
+    assert!(scratch.runner(&["run", "a"]).status.success());
+    std::fs::write(
+        scratch.path("data/runs/1/0-csv-filter/planted.csv"),
+        "carrier\nZZ\n",
+    )
+    .unwrap();
+    for f in ["runner.db", "runner.db-wal", "runner.db-shm"] {
+        let _ = std::fs::remove_file(scratch.path("data").join(f));
+    }
+
+    assert!(scratch.runner(&["run", "a"]).status.success());
+    let fresh = scratch.path("data/runs/1/0-csv-filter");
+    let mut names: Vec<String> = std::fs::read_dir(&fresh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["in.csv"]);
+    // The old directory was set aside, not deleted.
+    let aside = std::fs::read_dir(scratch.path("data/runs"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("1.stale-")
+        })
+        .count();
+    assert_eq!(aside, 1);
+}
+
+#[test]
+fn a_symlinked_input_file_is_followed() {
+    let scratch = Scratch::new();
+    let real = scratch.write("real.csv", CSV);
+    let link = scratch.path("link.csv");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    scratch.job_file(&one_step_job("a", &link, "csv-filter", DELAYED));
+    let out = scratch.runner(&["run", "a"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Hand count: 5 and 12 are delays.
+    assert!(
+        text(&out.stdout).contains("3 -> 2 rows"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn validate_refuses_an_empty_input_a_fifo_and_a_repeated_step_name() {
+    let scratch = Scratch::new();
+    let fifo = scratch.path("pipe");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let input = scratch.write("in.csv", CSV);
+    let repeated = one_step_job("twice", &input, "csv-filter", DELAYED)
+        .replace("[[job.step]]\n", "[[job.step]]\nname = \"same\"\n")
+        + "[[job.step]]\nname = \"same\"\nplugin = \"csv-filter\"\n\n";
+    let jobs = one_step_job("empty", std::path::Path::new(""), "csv-filter", DELAYED)
+        + &one_step_job("fifo", &fifo, "csv-filter", DELAYED)
+        + &repeated;
+    scratch.job_file(&jobs);
+    let out = scratch.runner(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("job `empty`, `input`: is empty"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("job `fifo`, `input`")
+            && stderr.contains("neither a regular file nor a directory"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("job `twice`, step `same`, `name`: step name `same` is used twice"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_error_prints_its_cause_once() {
+    // Reported: `Is a directory (os error 21): Is a directory (os error 21)`.
+    let scratch = Scratch::new();
+    std::fs::create_dir(scratch.path("jobs.toml")).unwrap();
+    let out = scratch.runner(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("Is a directory").count(), 1, "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {stderr:?}"
+    );
+}
