@@ -54,6 +54,9 @@ pub struct Job {
     /// The steps, run in order, each reading the previous one's output.
     #[serde(default, rename = "step")]
     pub steps: Vec<StepSpec>,
+    /// Azure Functions triggered when a run ends (see [`crate::invoker`]).
+    #[serde(default, rename = "target", skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<crate::invoker::Target>,
 }
 
 /// One `[[job.step]]`.

@@ -48,6 +48,8 @@ pub async fn serve(
         .map(|(name, s)| (name.clone(), s.next_after(start)))
         .collect();
     info!(jobs = schedules.len(), "serving");
+    let invoker = crate::invoker::Invoker::new(runner.store.clone())?;
+    let delivering = tokio::spawn(invoker.serve(cancel.clone()));
 
     let mut running = JoinSet::new();
     loop {
@@ -88,6 +90,7 @@ pub async fn serve(
         "stop signal: no more fires; waiting for running steps to record"
     );
     while running.join_next().await.is_some() {}
+    delivering.await?;
     Ok(())
 }
 

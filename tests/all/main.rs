@@ -6,6 +6,11 @@
 
 mod bad_input;
 mod cli;
+mod cloud;
+mod federation_errors;
 mod flights;
+mod invoker;
+mod invoker_guards;
+mod invoker_tokens;
 mod serve;
 mod support;
