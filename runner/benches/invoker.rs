@@ -92,7 +92,10 @@ async fn main() {
         let elapsed = started.elapsed();
 
         let delivered = function.effective_calls().len() - calls_before;
-        assert_eq!(delivered, TRIGGERS, "every trigger reached the function once");
+        assert_eq!(
+            delivered, TRIGGERS,
+            "every trigger reached the function once"
+        );
         println!(
             "round {round}: {attempts} attempts, {delivered} delivered in {:.3} s = {:.0} triggers/s; \
              STS calls {}, Entra token requests {}",

@@ -275,13 +275,7 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
         }
         println!("output: {}", dir.display());
     }
-    deliver_and_report(
-        &runner.store,
-        Some(result.run_id),
-        delivery_wait,
-        &cancel,
-    )
-    .await?;
+    deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
     Ok(if result.status == "succeeded" {
         0
     } else {

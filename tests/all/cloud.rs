@@ -33,9 +33,7 @@ impl Cloud {
     }
 
     /// With the federated credential `credential(issuer, role_arn)` makes.
-    pub async fn start_with(
-        credential: impl FnOnce(&str, &str) -> FederatedCredential,
-    ) -> Cloud {
+    pub async fn start_with(credential: impl FnOnce(&str, &str) -> FederatedCredential) -> Cloud {
         let imds = Imds::start().await.expect("imds starts");
         let sts = Sts::start(StsConfig::new(imds.credentials().clone()))
             .await
@@ -45,10 +43,11 @@ impl Cloud {
         let entra = Entra::start(EntraConfig::new(vec![app]))
             .await
             .expect("entra starts");
-        let function =
-            FunctionApp::start(FunctionConfig::trusting(&entra, RESOURCE).allow_client_application(CLIENT_ID))
-                .await
-                .expect("function starts");
+        let function = FunctionApp::start(
+            FunctionConfig::trusting(&entra, RESOURCE).allow_client_application(CLIENT_ID),
+        )
+        .await
+        .expect("function starts");
         Cloud {
             imds,
             sts,
@@ -83,7 +82,10 @@ impl Cloud {
             .env("RUNNER_INVOKER_LOOPBACK_ONLY", "1")
             // Nothing from this machine's AWS setup may stand in for the instance role.
             .env("AWS_CONFIG_FILE", scratch.path("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", scratch.path("no-aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                scratch.path("no-aws-credentials"),
+            )
             .kill_on_drop(true);
         for name in [
             "AWS_ACCESS_KEY_ID",
@@ -130,7 +132,9 @@ pub fn small_flights(scratch: &Scratch, rows: usize) -> PathBuf {
 
 /// `runner show RUN --json` of the scratch directory, parsed.
 pub async fn show(cloud: &Cloud, scratch: &Scratch, run_id: i64) -> serde_json::Value {
-    let out = cloud.run(scratch, &["show", &run_id.to_string(), "--json"]).await;
+    let out = cloud
+        .run(scratch, &["show", &run_id.to_string(), "--json"])
+        .await;
     assert!(
         out.status.success(),
         "show failed: {}",

@@ -10,12 +10,19 @@ use crate::support::{Scratch, daily_flights, text};
 async fn failed_delivery(cloud: &Cloud, extra: &str) -> serde_json::Value {
     let scratch = Scratch::new();
     let input = small_flights(&scratch, 20);
-    scratch.job_file(&format!("{}\n{}", daily_flights(&input), cloud.target(extra)));
+    scratch.job_file(&format!(
+        "{}\n{}",
+        daily_flights(&input),
+        cloud.target(extra)
+    ));
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
     let stdout = text(&out.stdout);
     // The run itself succeeded; its trigger failed and says so.
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("trigger `downstream`: failed ("), "{stdout}");
+    assert!(
+        stdout.contains("trigger `downstream`: failed ("),
+        "{stdout}"
+    );
     assert!(cloud.function.all_calls().is_empty());
     let shown = show(cloud, &scratch, 1).await;
     let delivery = shown["deliveries"][0].clone();
@@ -55,7 +62,10 @@ async fn a_token_for_the_wrong_audience_is_recorded_as_an_audience_mismatch() {
     let cloud = Cloud::start().await;
     let delivery = failed_delivery(&cloud, "audience = \"api://not-the-exchange\"").await;
     assert_explained(&delivery, "AADSTS700212", "audience mismatch");
-    assert_eq!(cloud.sts.requests()[0].audiences, ["api://not-the-exchange"]);
+    assert_eq!(
+        cloud.sts.requests()[0].audiences,
+        ["api://not-the-exchange"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

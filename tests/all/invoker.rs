@@ -11,7 +11,11 @@ use crate::support::{Scratch, daily_flights, text};
 
 async fn flights_with_target(cloud: &Cloud, scratch: &Scratch, extra: &str) {
     let input = small_flights(scratch, 300);
-    scratch.job_file(&format!("{}\n{}", daily_flights(&input), cloud.target(extra)));
+    scratch.job_file(&format!(
+        "{}\n{}",
+        daily_flights(&input),
+        cloud.target(extra)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,7 +27,10 @@ async fn a_finished_run_triggers_the_function_once_with_its_summary_and_a_joined
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("trigger `downstream`: delivered"), "{stdout}");
+    assert!(
+        stdout.contains("trigger `downstream`: delivered"),
+        "{stdout}"
+    );
 
     let calls = cloud.function.all_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -59,26 +66,44 @@ async fn a_finished_run_triggers_the_function_once_with_its_summary_and_a_joined
     // The Azure side: one exchange for the resource's default scope.
     let entra = cloud.entra.requests();
     assert_eq!(entra.len(), 1);
-    assert_eq!(entra[0].scope.as_deref(), Some("api://runner-downstream/.default"));
+    assert_eq!(
+        entra[0].scope.as_deref(),
+        Some("api://runner-downstream/.default")
+    );
     assert_eq!(entra[0].error_code, None);
 
     // The audit row joins them all.
     let delivery = &shown["deliveries"][0];
     assert_eq!(delivery["state"], "delivered");
-    assert_eq!(delivery["idempotency_key"].as_str(), call.idempotency_key.as_deref());
+    assert_eq!(
+        delivery["idempotency_key"].as_str(),
+        call.idempotency_key.as_deref()
+    );
     let attempt = &delivery["attempts"][0];
     assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1);
-    assert_eq!(attempt["sts_request_id"].as_str(), Some(sts[0].request_id.as_str()));
+    assert_eq!(
+        attempt["sts_request_id"].as_str(),
+        Some(sts[0].request_id.as_str())
+    );
     assert_eq!(attempt["jwt_sub"].as_str(), Some(cloud.sts.role_arn()));
     assert_eq!(attempt["jwt_jti"].as_str(), sts[0].jti.as_deref());
-    assert_eq!(attempt["entra_trace_id"].as_str(), Some(entra[0].trace_id.as_str()));
+    assert_eq!(
+        attempt["entra_trace_id"].as_str(),
+        Some(entra[0].trace_id.as_str())
+    );
     assert_eq!(
         attempt["entra_correlation_id"].as_str(),
         Some(entra[0].correlation_id.as_str())
     );
     assert_eq!(attempt["http_status"], 200);
-    assert_eq!(attempt["azure_request_id"].as_str(), Some(call.request_id.as_str()));
-    assert_eq!(attempt["azure_invocation_id"].as_str(), call.invocation_id.as_deref());
+    assert_eq!(
+        attempt["azure_request_id"].as_str(),
+        Some(call.request_id.as_str())
+    );
+    assert_eq!(
+        attempt["azure_invocation_id"].as_str(),
+        call.invocation_id.as_deref()
+    );
     assert_eq!(attempt["traceparent"].as_str(), call.traceparent.as_deref());
     let traceparent = call.traceparent.as_deref().unwrap();
     assert!(traceparent.starts_with(&format!("00-{}-", delivery["trace_id"].as_str().unwrap())));
@@ -130,7 +155,10 @@ async fn no_token_or_aws_secret_is_left_in_the_logs_or_the_database() {
     for token in aws_tokens.iter().chain(&entra_tokens) {
         secrets.push(("token", token.clone()));
         // A token's signature alone is as telling as the whole token.
-        secrets.push(("token signature", token.rsplit('.').next().unwrap().to_string()));
+        secrets.push((
+            "token signature",
+            token.rsplit('.').next().unwrap().to_string(),
+        ));
     }
     for (what, secret) in &secrets {
         assert!(!haystack.contains(secret.as_str()), "a {what} leaked");
@@ -144,7 +172,12 @@ async fn faults_on_the_function_still_end_in_exactly_one_effective_call() {
     let cloud = Cloud::start().await;
     let scratch = Scratch::new();
     cloud.function.inject(Fault::ServerError, 1);
-    cloud.function.inject(Fault::TooManyRequests { retry_after_secs: 1 }, 1);
+    cloud.function.inject(
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        1,
+    );
     cloud.function.inject(Fault::DropConnection, 1);
     cloud.function.inject(Fault::RevokeToken, 1);
     cloud.function.inject(Fault::DropAfterDelivery, 1);
@@ -160,7 +193,9 @@ async fn faults_on_the_function_still_end_in_exactly_one_effective_call() {
         outcomes,
         [
             CallOutcome::Injected(Fault::ServerError),
-            CallOutcome::Injected(Fault::TooManyRequests { retry_after_secs: 1 }),
+            CallOutcome::Injected(Fault::TooManyRequests {
+                retry_after_secs: 1
+            }),
             CallOutcome::Injected(Fault::DropConnection),
             CallOutcome::Injected(Fault::RevokeToken),
             CallOutcome::DeliveredThenDropped,
@@ -195,7 +230,9 @@ async fn a_runner_killed_between_the_run_end_and_the_delivery_delivers_once_afte
     let cloud = Cloud::start().await;
     let scratch = Scratch::new();
     // The first call hangs, holding the runner between the run's end and the delivery.
-    cloud.function.inject(Fault::Delay(Duration::from_secs(20)), 1);
+    cloud
+        .function
+        .inject(Fault::Delay(Duration::from_secs(20)), 1);
     flights_with_target(&cloud, &scratch, "").await;
 
     let mut first = cloud
@@ -239,7 +276,9 @@ async fn a_runner_killed_between_the_run_end_and_the_delivery_delivers_once_afte
 async fn a_failure_only_target_is_not_triggered_by_a_successful_run() {
     let cloud = Cloud::start().await;
     let scratch = Scratch::new();
-    let target = cloud.target("").replace("when = \"always\"", "when = \"failure\"");
+    let target = cloud
+        .target("")
+        .replace("when = \"always\"", "when = \"failure\"");
     let input = small_flights(&scratch, 50);
     scratch.job_file(&format!("{}\n{target}", daily_flights(&input)));
 

@@ -35,7 +35,10 @@ async fn a_plugin_cannot_reach_the_imds_sts_entra_or_function_endpoints() {
     for a in &addresses {
         assert!(error.contains(a.trim_matches('"')), "{error}");
     }
-    assert!(step["metrics"].is_null(), "no connection may open: {step:#}");
+    assert!(
+        step["metrics"].is_null(),
+        "no connection may open: {step:#}"
+    );
     assert_eq!(cloud.imds.token_requests(), 0);
     assert_eq!(cloud.sts.calls(), 0);
     assert!(cloud.entra.requests().is_empty());
@@ -55,7 +58,12 @@ fn validate_refuses_static_secrets_in_every_form_and_says_why() {
     let good = "https://fn.example.net/api/x";
     let job = format!(
         "{}{}{}{}{}{}",
-        one_step_job("a", &input, "csv-filter", "{ column = \"a\", op = \">\", value = 0 }"),
+        one_step_job(
+            "a",
+            &input,
+            "csv-filter",
+            "{ column = \"a\", op = \">\", value = 0 }"
+        ),
         target("client_secret = \"s3cr3t\"", good),
         target("aws_secret_access_key = \"abc\"", good),
         target("", "https://fn.example.net/api/x?code=abc"),
@@ -72,12 +80,20 @@ fn validate_refuses_static_secrets_in_every_form_and_says_why() {
         4,
         "{stderr}"
     );
-    assert!(stderr.contains("`target.target-1.client_secret`: a client secret"), "{stderr}");
-    assert!(stderr.contains("`target.target-2.aws_secret_access_key`: AWS keys"), "{stderr}");
+    assert!(
+        stderr.contains("`target.target-1.client_secret`: a client secret"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`target.target-2.aws_secret_access_key`: AWS keys"),
+        "{stderr}"
+    );
     assert!(stderr.contains("`code=` query"), "{stderr}");
     assert!(stderr.contains("headers.x-functions-key"), "{stderr}");
     assert!(
-        stderr.contains("`target.target-5.function_url`: `http://fn.example.net/api/x` uses plain http"),
+        stderr.contains(
+            "`target.target-5.function_url`: `http://fn.example.net/api/x` uses plain http"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("5 problem(s)"), "{stderr}");
@@ -90,7 +106,12 @@ fn validate_accepts_a_federated_target_and_loopback_http() {
     let job = format!(
         "{}[[job.target]]\nfunction_url = \"http://127.0.0.1:7071/api/x\"\ntenant_id = \"t\"\n\
          client_id = \"c\"\nresource = \"api://fn\"\nsts_region = \"eu-west-1\"\n",
-        one_step_job("a", &input, "csv-filter", "{ column = \"a\", op = \">\", value = 0 }"),
+        one_step_job(
+            "a",
+            &input,
+            "csv-filter",
+            "{ column = \"a\", op = \">\", value = 0 }"
+        ),
     );
     scratch.job_file(&job);
     let out = scratch.runner(&["validate"]);

@@ -29,7 +29,9 @@ async fn aws(cloud: &Cloud) -> Aws {
 
 /// A store with `runs` ended runs of a job whose one target is the function stand-in.
 async fn ended_runs(cloud: &Cloud, dir: &std::path::Path, runs: usize) -> Store {
-    let store = Store::open(&dir.join("runner.db")).await.expect("store opens");
+    let store = Store::open(&dir.join("runner.db"))
+        .await
+        .expect("store opens");
     let target: runner::invoker::Target = toml::from_str(&format!(
         "{}sts_endpoint = \"{}\"\nauthority = \"{}\"\n",
         cloud.target("").trim_start_matches("[[job.target]]\n"),

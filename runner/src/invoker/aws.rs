@@ -153,7 +153,12 @@ pub fn jwt_facts(jwt: &str) -> JwtFacts {
         })
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .unwrap_or_default();
-    let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     JwtFacts {
         sub: text("sub"),
         jti: text("jti"),

@@ -155,7 +155,11 @@ async fn call_once(
         Ok(r) => r,
         Err(e) => {
             let failure = Failure::transient(
-                if e.is_timeout() { "timeout" } else { "connection" },
+                if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection"
+                },
                 format!("calling the function: {}", without_url(&e)),
             );
             let mut r = fail(&token.provenance, failure, &traceparent);

@@ -160,7 +160,10 @@ pub fn sts_error(code: &str, message: &str) -> Failure {
         "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
             "STS does not accept the host's credentials: check the instance profile"
         }
-        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "InternalFailure"
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "InternalFailure"
         | "ServiceUnavailable" => {
             return Failure::transient(code, format!("STS is busy or failing: {message}"));
         }
@@ -180,9 +183,10 @@ pub fn function_status(status: u16, retry_after: Option<Duration>) -> Failure {
             retry: retry_after.map_or(Retry::Backoff, Retry::After),
         },
         408 => Failure::transient("HTTP 408", "the function app timed out reading the request"),
-        500..=599 => {
-            Failure::transient(format!("HTTP {status}"), "the function app failed; will retry")
-        }
+        500..=599 => Failure::transient(
+            format!("HTTP {status}"),
+            "the function app failed; will retry",
+        ),
         401 => Failure::permanent(
             "HTTP 401",
             "the function app rejects the access token even when fresh: check App Service \

@@ -152,7 +152,11 @@ fn until(at: Option<&str>) -> Duration {
     let Some(at) = at else { return IDLE_POLL };
     chrono::DateTime::parse_from_rfc3339(at)
         .ok()
-        .and_then(|t| (t.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok())
+        .and_then(|t| {
+            (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .to_std()
+                .ok()
+        })
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_millis(5))
 }
@@ -177,7 +181,9 @@ pub fn show_lines(deliveries: &[Delivery]) -> Vec<String> {
                 "  attempt {} {} {} {:.1} ms {}",
                 a.attempt,
                 a.outcome,
-                a.http_status.map(|s| format!("HTTP {s}")).unwrap_or("-".into()),
+                a.http_status
+                    .map(|s| format!("HTTP {s}"))
+                    .unwrap_or("-".into()),
                 a.duration_ms,
                 a.started_at
             ));

@@ -317,9 +317,12 @@ pub async fn record(
     let (state, next, code, error) = match settle {
         Settle::Delivered => ("delivered", now.clone(), None, None),
         Settle::RetryAt(at) => ("pending", time_text(*at), None, None),
-        Settle::Failed(code, meaning) => {
-            ("failed", now.clone(), Some(code.clone()), Some(meaning.clone()))
-        }
+        Settle::Failed(code, meaning) => (
+            "failed",
+            now.clone(),
+            Some(code.clone()),
+            Some(meaning.clone()),
+        ),
     };
     sqlx::query(
         "UPDATE invoker_outbox SET state = ?2, attempts = attempts + ?3, next_attempt_at = ?4,

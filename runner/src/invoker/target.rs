@@ -188,7 +188,10 @@ impl Target {
             ("sts_region", &self.sts_region),
         ] {
             if value.trim().is_empty() || value.trim() != value {
-                push(field, format!("`{value}` must be non-empty, without spaces around it"));
+                push(
+                    field,
+                    format!("`{value}` must be non-empty, without spaces around it"),
+                );
             } else if looks_like_aws_key(value) {
                 push(field, format!("an AWS access key id: {NO_SECRETS}"));
             }
@@ -200,7 +203,10 @@ impl Target {
         {
             push(
                 "sts_region",
-                format!("`{}` is not a region name such as `eu-west-1`", self.sts_region),
+                format!(
+                    "`{}` is not a region name such as `eu-west-1`",
+                    self.sts_region
+                ),
             );
         }
         if !(60..=3600).contains(&self.token_lifetime_secs) {
@@ -230,7 +236,9 @@ fn secret_kind(name: &str) -> Option<&'static str> {
     let n = name.to_ascii_lowercase().replace('-', "_");
     if n.contains("client_secret") || n == "secret" || n.contains("password") {
         Some("a client secret")
-    } else if n.contains("aws_access_key") || n.contains("aws_secret") || n.contains("session_token")
+    } else if n.contains("aws_access_key")
+        || n.contains("aws_secret")
+        || n.contains("session_token")
     {
         Some("AWS keys")
     } else if n == "x_functions_key" || n == "code" || n.contains("function_key") {
