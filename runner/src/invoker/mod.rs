@@ -7,11 +7,13 @@
 //! the access token calls the function with a `traceparent` and an idempotency key
 //! ([`deliver`]). Triggers are written to an outbox in the transaction that records the
 //! run's end and sent by a worker that survives crashes ([`outbox`]); failures are
-//! classified and explained ([`failure`]). Targets are configured per job ([`target`]).
+//! classified and explained ([`failure`]), and every attempt is audited ([`audit`]).
+//! Targets are configured per job ([`target`]).
 //!
 //! This module lives in the host only: no WIT import reaches it, and plugins have no
 //! network. See `docs/invoker.md` for the cloud-side setup.
 
+pub mod audit;
 pub mod aws;
 pub mod deliver;
 pub mod failure;
@@ -26,7 +28,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-pub use outbox::{Attempt, Delivery};
+pub use audit::{Delivery, deliveries, show_lines};
+pub use outbox::Attempt;
 pub use target::{Target, When};
 
 use crate::store::Store;
@@ -159,60 +162,4 @@ fn until(at: Option<&str>) -> Duration {
         })
         .unwrap_or(Duration::ZERO)
         .max(Duration::from_millis(5))
-}
-
-/// The triggers of a run and their attempts.
-pub async fn deliveries(store: &Store, run_id: i64) -> Result<Vec<Delivery>, sqlx::Error> {
-    outbox::deliveries(store.pool(), run_id).await
-}
-
-/// The lines `runner show` prints for a run's triggers.
-pub fn show_lines(deliveries: &[Delivery]) -> Vec<String> {
-    let mut lines = Vec::new();
-    for d in deliveries {
-        lines.push(String::new());
-        lines.push(format!("trigger `{}`: {}", d.target, d.state));
-        lines.push(format!("  idempotency key: {}", d.idempotency_key));
-        if let (Some(code), Some(error)) = (&d.error_code, &d.error) {
-            lines.push(format!("  error:   {code}: {error}"));
-        }
-        for a in &d.attempts {
-            lines.push(format!(
-                "  attempt {} {} {} {:.1} ms {}",
-                a.attempt,
-                a.outcome,
-                a.http_status
-                    .map(|s| format!("HTTP {s}"))
-                    .unwrap_or("-".into()),
-                a.duration_ms,
-                a.started_at
-            ));
-            let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-            lines.push(format!(
-                "    aws:   sts request {}, sub {}, jti {}, exp {}",
-                opt(&a.sts_request_id),
-                opt(&a.jwt_sub),
-                opt(&a.jwt_jti),
-                opt(&a.jwt_exp)
-            ));
-            lines.push(format!(
-                "    entra: correlation {}, trace {}",
-                opt(&a.entra_correlation_id),
-                opt(&a.entra_trace_id)
-            ));
-            lines.push(format!(
-                "    azure: request {}, invocation {}, traceparent {}",
-                opt(&a.azure_request_id),
-                opt(&a.azure_invocation_id),
-                a.traceparent
-            ));
-            if let Some(code) = &a.error_code {
-                lines.push(format!(
-                    "    error: {code}: {}",
-                    a.error.as_deref().unwrap_or("")
-                ));
-            }
-        }
-    }
-    lines
 }

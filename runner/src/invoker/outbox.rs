@@ -74,27 +74,6 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// A trigger and its attempts, for `runner show`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Delivery {
-    /// The target's name.
-    pub target: String,
-    /// `pending`, `delivered` or `failed`.
-    pub state: String,
-    /// The idempotency key sent.
-    pub idempotency_key: String,
-    /// The trace id of every attempt's `traceparent`.
-    pub trace_id: String,
-    /// When the last attempt settled it.
-    pub finished_at: Option<String>,
-    /// For a failed trigger: the code.
-    pub error_code: Option<String>,
-    /// For a failed trigger: what it means.
-    pub error: Option<String>,
-    /// Every attempt, in order.
-    pub attempts: Vec<Attempt>,
-}
-
 /// Writes the triggers of the run `run_id`, which has just ended, on `tx`.
 pub async fn enqueue(tx: &mut SqliteConnection, run_id: i64) -> Result<u64, sqlx::Error> {
     let Some(run) = sqlx::query(
@@ -355,58 +334,4 @@ pub async fn pending(
     .fetch_one(pool)
     .await?;
     Ok((row.get(0), row.get(1)))
-}
-
-/// The triggers of a run with their attempts, for `runner show`.
-pub async fn deliveries(pool: &SqlitePool, run_id: i64) -> Result<Vec<Delivery>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, target_name, state, idempotency_key, trace_id, finished_at, error_code, error
-         FROM invoker_outbox WHERE run_id = ?1 ORDER BY target_idx",
-    )
-    .bind(run_id)
-    .fetch_all(pool)
-    .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let attempts = sqlx::query(
-            "SELECT attempt, started_at, duration_ms, outcome, sts_request_id, jwt_sub, jwt_jti,
-                    jwt_exp, entra_correlation_id, entra_trace_id, http_status,
-                    azure_request_id, azure_invocation_id, traceparent, error_code, error
-             FROM invoker_attempts WHERE outbox_id = ?1 ORDER BY id",
-        )
-        .bind(r.get::<i64, _>(0))
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|a| Attempt {
-            attempt: a.get(0),
-            started_at: a.get(1),
-            duration_ms: a.get(2),
-            outcome: a.get(3),
-            sts_request_id: a.get(4),
-            jwt_sub: a.get(5),
-            jwt_jti: a.get(6),
-            jwt_exp: a.get(7),
-            entra_correlation_id: a.get(8),
-            entra_trace_id: a.get(9),
-            http_status: a.get(10),
-            azure_request_id: a.get(11),
-            azure_invocation_id: a.get(12),
-            traceparent: a.get(13),
-            error_code: a.get(14),
-            error: a.get(15),
-        })
-        .collect();
-        out.push(Delivery {
-            target: r.get(1),
-            state: r.get(2),
-            idempotency_key: r.get(3),
-            trace_id: r.get(4),
-            finished_at: r.get(5),
-            error_code: r.get(6),
-            error: r.get(7),
-            attempts,
-        });
-    }
-    Ok(out)
 }
