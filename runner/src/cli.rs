@@ -1,5 +1,5 @@
-//! The command line: `run`, `serve`, `validate`, `runs` and `show`, and the scheduling
-//! commands of [`ops`].
+//! The command line: `run`, `serve`, `validate`, `runs`, `show` and `deliver`, and the
+//! scheduling commands of [`ops`].
 //!
 //! Exit codes (also in the README): 0 success; 1 the job ran and did not succeed (a step
 //! failed or was interrupted); 2 bad input (arguments, job file, unknown job or run);
@@ -58,6 +58,10 @@ enum Command {
     Run {
         /// The job's name.
         job: String,
+        /// How long to keep retrying the run's downstream triggers before exiting; what is
+        /// still pending then is sent by `runner serve` or `runner deliver`.
+        #[arg(long, default_value_t = 300)]
+        delivery_wait_secs: u64,
     },
     /// Fire jobs on their schedules until SIGINT or SIGTERM.
     Serve,
@@ -122,6 +126,12 @@ enum Command {
         /// From this time instead of now (RFC 3339, or a date in the job's zone).
         #[arg(long)]
         after: Option<String>,
+    },
+    /// Send pending downstream triggers (left by a crash or a short wait) and exit.
+    Deliver {
+        /// How long to keep retrying before exiting.
+        #[arg(long, default_value_t = 300)]
+        wait_secs: u64,
     },
 }
 
@@ -202,7 +212,11 @@ fn init_tracing(cli: &Cli) {
 
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
-        Command::Run { job } => cmd_run(&cli, job).await,
+        Command::Run {
+            job,
+            delivery_wait_secs,
+        } => cmd_run(&cli, job, *delivery_wait_secs).await,
+        Command::Deliver { wait_secs } => cmd_deliver(&cli, *wait_secs).await,
         Command::Serve => cmd_serve(&cli).await,
         Command::Validate { file } => cmd_validate(&cli, file.as_deref()).await,
         Command::Runs { job, limit, json } => cmd_runs(&cli, job.as_deref(), *limit, *json).await,
@@ -273,7 +287,7 @@ async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
     })
 }
 
-async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
+async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Failure> {
     let runner = prepare(cli).await?;
     let Some(job) = runner.file.job(job_name).cloned() else {
         let names: Vec<&str> = runner.file.jobs.iter().map(|j| j.name.as_str()).collect();
@@ -311,6 +325,7 @@ async fn cmd_run(cli: &Cli, job_name: &str) -> Result<u8, Failure> {
         }
         println!("output: {}", dir.display());
     }
+    deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
     runner.store.close().await;
     Ok(if result.status == "succeeded" {
         0
@@ -326,6 +341,46 @@ async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
         .await
         .map_err(internal)?;
     runner.store.close().await;
+    Ok(0)
+}
+
+/// Sends the pending triggers (of one run, or all) and prints how each stands.
+async fn deliver_and_report(
+    store: &Store,
+    run_id: Option<i64>,
+    wait_secs: u64,
+    cancel: &CancellationToken,
+) -> Result<(), Failure> {
+    let invoker = crate::invoker::Invoker::new(store.clone()).map_err(internal)?;
+    let drained = invoker
+        .drain(run_id, std::time::Duration::from_secs(wait_secs), cancel)
+        .await
+        .map_err(internal)?;
+    if let Some(run_id) = run_id {
+        let deliveries = crate::invoker::deliveries(store, run_id)
+            .await
+            .map_err(|e| internal(e.into()))?;
+        for d in &deliveries {
+            let why = match (&d.error_code, &d.error) {
+                (Some(code), Some(error)) => format!(" ({code}: {error})"),
+                _ => String::new(),
+            };
+            println!("trigger `{}`: {}{why}", d.target, d.state);
+        }
+    }
+    if drained.pending > 0 {
+        println!(
+            "{} trigger(s) still pending: `runner serve` or `runner deliver` will send them",
+            drained.pending
+        );
+    }
+    Ok(())
+}
+
+async fn cmd_deliver(cli: &Cli, wait_secs: u64) -> Result<u8, Failure> {
+    let store = history(cli).await?;
+    let cancel = crate::serve::stop_on_signals().map_err(internal)?;
+    deliver_and_report(&store, None, wait_secs, &cancel).await?;
     Ok(0)
 }
 
@@ -407,8 +462,11 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
         crate::store::StoreError::NoSuchRun(_) => bad_input(e.into()),
         other => internal(other.into()),
     })?;
+    let deliveries = crate::invoker::deliveries(&store, run_id)
+        .await
+        .map_err(|e| internal(e.into()))?;
     if json {
-        let value = serde_json::json!({ "run": run, "steps": steps });
+        let value = serde_json::json!({ "run": run, "steps": steps, "deliveries": deliveries });
         println!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| internal(e.into()))?
@@ -468,6 +526,9 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
                 println!("    {line}");
             }
         }
+    }
+    for line in crate::invoker::show_lines(&deliveries) {
+        println!("{line}");
     }
     Ok(0)
 }

@@ -73,6 +73,9 @@ pub struct Job {
     /// Whole-run retries (`[job.retry]`); without it a run is tried once.
     #[serde(default)]
     pub retry: Option<RetrySpec>,
+    /// Azure Functions triggered when a run ends (see [`crate::invoker`]).
+    #[serde(default, rename = "target", skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<crate::invoker::Target>,
 }
 
 /// One `[[job.step]]`.

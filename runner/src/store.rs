@@ -331,7 +331,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records how a run ended.
+    /// Records how a run ended and, in the same transaction, the downstream triggers its job
+    /// names for that ending (see [`crate::invoker::outbox::enqueue`]).
     pub async fn finish_run(
         &self,
         run_id: i64,
@@ -340,6 +341,7 @@ impl Store {
         failed_step: Option<&str>,
         output_dir: Option<&Path>,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE runs SET status = ?2, finished_at = ?3, error = ?4, failed_step = ?5,
                  output_dir = ?6
@@ -351,8 +353,10 @@ impl Store {
         .bind(error)
         .bind(failed_step)
         .bind(output_dir.map(|p| p.display().to_string()))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        crate::invoker::outbox::enqueue(&mut tx, run_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 

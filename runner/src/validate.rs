@@ -140,6 +140,12 @@ pub async fn validate(
         if job.steps.is_empty() {
             push(j, None, "step", "the job has no `[[job.step]]`".to_string());
         }
+        for (idx, target) in job.targets.iter().enumerate() {
+            for (field, message) in target.problems() {
+                let field = format!("target.{}.{field}", target.display_name(idx));
+                push(j, None, &field, message);
+            }
+        }
 
         for (spec, name) in job.steps.iter().zip(job.step_names()) {
             let s = Some(name.as_str());

@@ -6,11 +6,16 @@
 
 mod bad_input;
 mod cli;
+mod cloud;
 mod compile_cache;
+mod federation_errors;
 mod flights;
 mod history;
 mod host;
 mod hostile;
+mod invoker;
+mod invoker_guards;
+mod invoker_tokens;
 mod isolation;
 mod limits;
 mod recovery;

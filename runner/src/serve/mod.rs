@@ -96,7 +96,11 @@ pub async fn serve(
         job_ids,
         names: plans.iter().map(|p| p.name.clone()).collect(),
     });
+    // Downstream triggers are sent by their own worker, resuming whatever the outbox holds.
+    let invoker = crate::invoker::Invoker::new(runner.store.clone())?;
+    let delivering = tokio::spawn(invoker.serve(cancel.clone()));
     scheduler::run_loop(backend, plans, retries, clock, cancel).await;
+    delivering.await?;
     Ok(())
 }
 
