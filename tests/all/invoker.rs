@@ -289,3 +289,55 @@ async fn a_failure_only_target_is_not_triggered_by_a_successful_run() {
     let shown = show(&cloud, &scratch, 1).await;
     assert_eq!(shown["deliveries"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_serve_delivers_a_trigger_that_runner_run_left_pending() {
+    let cloud = Cloud::start().await;
+    let scratch = Scratch::new();
+    cloud.function.inject(Fault::ServerError, 1);
+    flights_with_target(&cloud, &scratch, "").await;
+
+    // No time to retry: the 500 leaves the trigger pending.
+    let out = cloud
+        .run(
+            &scratch,
+            &["run", "daily-flights", "--delivery-wait-secs", "0"],
+        )
+        .await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("trigger `downstream`: pending"), "{stdout}");
+    assert_eq!(cloud.function.effective_calls().len(), 0);
+
+    let mut serve = cloud
+        .command(&scratch, &["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut waited = 0;
+    while cloud.function.effective_calls().is_empty() {
+        assert!(waited < 600, "serve never delivered the pending trigger");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let pid = serve.id().expect("serve runs").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = serve.wait().await.expect("serve exits");
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+
+    assert_eq!(cloud.function.effective_calls().len(), 1);
+    let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["deliveries"][0]["state"], "delivered");
+    let statuses: Vec<Option<i64>> = shown["deliveries"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["http_status"].as_i64())
+        .collect();
+    assert_eq!(statuses, [Some(500), Some(200)]);
+}

@@ -191,6 +191,9 @@ pub async fn claim(
     let me = std::process::id() as i64;
     let until = time_text(chrono::Utc::now() + lease);
     let mut claimed = Vec::new();
+    // One write transaction for the whole batch: a commit per row would cost more than the
+    // deliveries themselves.
+    let mut tx = pool.begin().await?;
     for r in rows {
         if claimed.len() as i64 >= limit {
             break;
@@ -216,7 +219,7 @@ pub async fn claim(
         .bind(me)
         .bind(&held_until)
         .bind(holder)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if taken == 1 {
@@ -233,6 +236,7 @@ pub async fn claim(
             });
         }
     }
+    tx.commit().await?;
     Ok(claimed)
 }
 
