@@ -231,8 +231,8 @@ impl Store {
         trigger: Trigger,
     ) -> Result<Option<i64>, StoreError> {
         let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO runs (job_id, logical_time, trigger, status, queued_at)
-             VALUES (?1, ?2, ?3, 'queued', ?4)
+            "INSERT INTO runs (job_id, logical_time, trigger, status, queued_at, owner)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5)
              ON CONFLICT DO NOTHING
              RETURNING id",
         )
@@ -240,6 +240,7 @@ impl Store {
         .bind(time_text(logical_time))
         .bind(trigger.as_str())
         .bind(now_text())
+        .bind(this_process())
         .fetch_optional(&self.pool)
         .await?;
         Ok(id)
@@ -363,28 +364,47 @@ impl Store {
     /// Marks every run and step still `queued` or `running` as interrupted: at start-up these
     /// belong to a process that died. Returns how many runs were marked.
     pub async fn interrupt_unfinished(&self, why: &str) -> Result<u64, StoreError> {
+        let orphans = self.orphaned_runs().await?;
         let mut tx = self.pool.begin().await?;
         let now = now_text();
-        sqlx::query(
-            "UPDATE steps SET status = 'interrupted', outcome = 'interrupted', finished_at = ?1,
-                 error = ?2
-             WHERE status IN ('queued', 'running')",
-        )
-        .bind(&now)
-        .bind(why)
-        .execute(&mut *tx)
-        .await?;
-        let runs = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?1, error = ?2
-             WHERE status IN ('queued', 'running')",
-        )
-        .bind(&now)
-        .bind(why)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        for &run_id in &orphans {
+            sqlx::query(
+                "UPDATE steps SET status = 'interrupted', outcome = 'interrupted',
+                     finished_at = ?2, error = ?3
+                 WHERE run_id = ?1 AND status IN ('queued', 'running')",
+            )
+            .bind(run_id)
+            .bind(&now)
+            .bind(why)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?2, error = ?3
+                 WHERE id = ?1 AND status IN ('queued', 'running')",
+            )
+            .bind(run_id)
+            .bind(&now)
+            .bind(why)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
-        Ok(runs)
+        Ok(orphans.len() as u64)
+    }
+
+    /// Ids of the runs still `queued` or `running` whose owning process is gone (or
+    /// unknown): the ones recovery may take over. Runs of a live process are left alone.
+    pub async fn orphaned_runs(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, owner FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter(|r| !process_alive(r.get::<Option<String>, _>(1).as_deref()))
+            .map(|r| r.get(0))
+            .collect())
     }
 
     /// Lists runs, newest first, with the slots recorded as missed or skipped (which have no
@@ -469,6 +489,30 @@ impl Store {
             .collect();
         Ok((run_record(&row), steps))
     }
+}
+
+/// This process as recorded in `runs.owner`: boot id, pid and start time.
+fn this_process() -> Option<String> {
+    process_id(std::process::id())
+}
+
+fn process_id(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (start time) counted after the command name, which is in parentheses and may
+    // hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let start = after_name.split(' ').nth(19)?;
+    Some(format!("{}:{pid}:{start}", boot.trim()))
+}
+
+/// Whether the process recorded as `owner` still runs. Unknown owners count as gone.
+fn process_alive(owner: Option<&str>) -> bool {
+    let Some(owner) = owner else { return false };
+    let Some(pid) = owner.split(':').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    process_id(pid).as_deref() == Some(owner)
 }
 
 fn run_record(r: &sqlx::sqlite::SqliteRow) -> RunRecord {

@@ -134,3 +134,70 @@ fn an_error_prints_its_cause_once() {
         "no colour codes when stderr is not a terminal: {stderr:?}"
     );
 }
+
+#[test]
+fn starting_serve_leaves_a_live_runs_run_alone_and_recovers_a_dead_ones() {
+    // Reported: `serve` marked the running run of another live `runner run` as interrupted.
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleeper = crate::support::plugin("hostile-sleep")
+        .display()
+        .to_string();
+    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }");
+    let path = scratch.job_file(&jobs);
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_runner"))
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let status_of = |id: i64| -> Option<String> {
+        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["run"]["status"].as_str().map(str::to_string)
+    };
+    let wait_running = |id: i64| {
+        let start = Instant::now();
+        while status_of(id).as_deref() != Some("running") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {id} never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let mut live = spawn(&["run", "slow"]);
+    wait_running(1);
+    // A `serve` started now must not touch run 1: its process is alive.
+    let mut serve = spawn(&["serve"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(status_of(1).as_deref(), Some("running"));
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    serve.wait().unwrap();
+
+    // Once that process is killed, the next `serve` recovers its run.
+    live.kill().unwrap();
+    live.wait().unwrap();
+    let mut serve = spawn(&["serve"]);
+    let start = Instant::now();
+    while status_of(1).as_deref() != Some("interrupted") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the dead run was not recovered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status();
+    serve.wait().unwrap();
+}

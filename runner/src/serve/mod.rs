@@ -37,7 +37,11 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let pool = runner.store.pool().clone();
-    let unfinished = state::unfinished_runs(&pool).await?;
+    // Only runs whose process is gone: another live `runner` on this data directory keeps
+    // its own.
+    let orphans = runner.store.orphaned_runs().await?;
+    let mut unfinished = state::unfinished_runs(&pool).await?;
+    unfinished.retain(|u| orphans.contains(&u.run_id));
     let recovered = runner
         .store
         .interrupt_unfinished("the runner process ended before the run finished")
