@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo plugins && cargo bench -p runner --bench pipeline` (needs `../shared/data`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +101,7 @@ async fn main() {
     println!(
         "machine: {} cores, {}",
         std::thread::available_parallelism().unwrap(),
-        os_line()
+        common::cpu()
     );
 
     // 1. daily-flights end to end.
@@ -203,15 +205,4 @@ async fn main() {
         ms(t4),
         peak4 as f64 / 1048576.0
     );
-}
-
-fn os_line() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
 }

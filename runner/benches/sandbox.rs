@@ -8,6 +8,8 @@
 //!
 //! Run: `cargo plugins && cargo bench -p runner --bench sandbox`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -308,17 +310,6 @@ async fn deadline_cost(scratch: &Path) {
     }
 }
 
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 fn main() {
     if std::env::args().any(|a| a == NOOP_CHILD) {
         return;
@@ -331,7 +322,7 @@ fn main() {
     println!(
         "machine: {} cores, {}",
         std::thread::available_parallelism().unwrap(),
-        cpu()
+        common::cpu()
     );
     runtime.block_on(async {
         noop_steps(scratch.path()).await;
