@@ -13,14 +13,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use chrono::Utc;
+use runner::config::{Job, JobFile};
+use runner::pipeline::Runner;
 use runner::sandbox::{
     EngineOptions, Limits, Outcome, Plugin, Sandbox, SandboxOptions, StepInput, StepReport,
     bindings,
 };
-use runner::store::{Store, Trigger};
+use runner::store::{StepEnd, StepStart, Store, Trigger};
+use tokio_util::sync::CancellationToken;
 
 /// Passed to this very binary to make it the native no-op: it exits before doing anything.
 const NOOP_CHILD: &str = "--noop-child";
@@ -61,141 +64,210 @@ async fn run_step(sandbox: &Sandbox, plugin: &Plugin, dir: &Path, config: &str) 
     report
 }
 
-/// The step history the benchmark writes to, as the runner would.
-struct History {
-    store: Store,
-    run_id: i64,
-    next_idx: AtomicUsize,
+/// A job of `STEPS` no-op steps, run by the real pipeline (`Runner::run_job`): per step it
+/// creates the output directory, checks the plugin file's digest, runs the step in the
+/// sandbox and records the step's end with the next step's start.
+const STEPS: usize = 100;
+
+async fn noop_runner(scratch: &Path, sandbox: Arc<Sandbox>, name: &str) -> (Runner, Job) {
+    let dir = scratch.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.csv"), "a\n1\n").unwrap();
+    let steps = "[[job.step]]\nplugin = \"noop\"\n".repeat(STEPS);
+    let text = format!(
+        "[runner]\ndata_dir = \"data\"\n\n[[job]]\nname = \"{name}\"\nschedule = \"@daily\"\n\
+         input = \"input.csv\"\n\n{steps}"
+    );
+    let config = dir.join("jobs.toml");
+    std::fs::write(&config, text).unwrap();
+    let file = JobFile::load(&config).unwrap();
+    let job = file.job(name).unwrap().clone();
+    let store = Store::open(&dir.join("runner.db")).await.unwrap();
+    let runner = Runner {
+        file,
+        store,
+        sandbox,
+        data_dir: dir.join("data"),
+        plugin_dir: Some(plugin_dir()),
+    };
+    (runner, job)
 }
 
-impl History {
-    async fn open(dir: &Path) -> History {
-        let store = Store::open(&dir.join("runner.db")).await.unwrap();
-        let job = store
-            .upsert_job("bench", "@daily", "UTC", "{}")
-            .await
-            .unwrap();
-        let run_id = store
-            .create_run(job, chrono::Utc::now(), Trigger::Manual)
-            .await
-            .unwrap()
-            .unwrap();
-        History {
-            store,
-            run_id,
-            next_idx: AtomicUsize::new(0),
-        }
-    }
+/// Seconds per step of one run of the no-op job.
+async fn pipeline_run(runner: &Runner, job: &Job) -> f64 {
+    let start = Instant::now();
+    let result = runner
+        .run_job(job, Trigger::Manual, Utc::now(), &CancellationToken::new())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(result.status, "succeeded", "{:?}", result.error);
+    start.elapsed().as_secs_f64() / STEPS as f64
+}
 
-    async fn record(&self, dir: &Path, report: &StepReport) {
-        let idx = self.next_idx.fetch_add(1, Ordering::Relaxed);
-        let id = self
-            .store
-            .start_step(self.run_id, idx, 1, "noop", "noop", dir)
-            .await
-            .unwrap();
-        self.store
-            .finish_step(id, Some("bench"), report, None)
-            .await
-            .unwrap();
+/// What one step of [`step_loop`] runs.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    /// The no-op component in the sandbox, its directories already there.
+    Wasm(&'a Sandbox, &'a Plugin, &'a Path),
+    /// A native program, one process per step.
+    Native(&'a Path, &'a str),
+    /// Nothing: the bookkeeping alone.
+    Nothing,
+}
+
+/// `STEPS` steps recorded as the pipeline records them (the run's start with the first
+/// step's, then each step's end with the next one's start, then the run's end); with
+/// `mkdir`, each step also gets a fresh output directory first, as in the pipeline.
+/// Returns seconds per step.
+async fn step_loop(store: &Store, scratch: &Path, step: Step<'_>, mkdir: bool) -> f64 {
+    let job = store
+        .upsert_job("loop", "@daily", "UTC", "{}")
+        .await
+        .unwrap();
+    let run_id = store
+        .create_run(job, Utc::now(), Trigger::Manual)
+        .await
+        .unwrap()
+        .unwrap();
+    let native_report = StepReport::early(Outcome::Succeeded, String::new());
+    let dirs: Vec<PathBuf> = (0..STEPS)
+        .map(|i| scratch.join(format!("loop-{run_id}/{i}-noop")))
+        .collect();
+    let start_of = |idx: usize| StepStart {
+        run_id,
+        idx,
+        attempt: 1,
+        name: "noop",
+        plugin: "noop",
+        output_dir: &dirs[idx],
+    };
+    let start = Instant::now();
+    store.start_run(run_id, Some(&start_of(0))).await.unwrap();
+    for (idx, dir) in dirs.iter().enumerate() {
+        if mkdir {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let report = match step {
+            Step::Wasm(sandbox, plugin, dir) => run_step(sandbox, plugin, dir, "{}").await,
+            Step::Native(program, arg) => {
+                let status = Command::new(program).arg(arg).status().unwrap();
+                assert!(status.success());
+                native_report.clone()
+            }
+            Step::Nothing => native_report.clone(),
+        };
+        let end = StepEnd {
+            run_id,
+            idx,
+            attempt: 1,
+            plugin_sha256: None,
+            report: &report,
+            output_bytes: Some(0),
+        };
+        let next = (idx + 1 < STEPS).then(|| start_of(idx + 1));
+        store.finish_step(&end, next.as_ref()).await.unwrap();
     }
+    store
+        .finish_run(run_id, "succeeded", None, None, None)
+        .await
+        .unwrap();
+    start.elapsed().as_secs_f64() / STEPS as f64
 }
 
 /// (a) Steps per second: in the sandbox, and as native processes (this binary, and
-/// `/bin/true` as the floor of any process).
+/// `/bin/true` as the floor of any process); the step as the aim defines it (instantiate,
+/// call, record) and within the whole pipeline.
 async fn noop_steps(scratch: &Path) {
     let sandbox = Arc::new(Sandbox::new().unwrap());
     println!("allocator: {:?}", sandbox.allocator());
+    let (runner, job) = noop_runner(scratch, sandbox.clone(), "noop-a").await;
+    let store = &runner.store;
+    let me = std::env::current_exe().unwrap();
     let noop = sandbox
         .load(&plugin_dir().join("noop.wasm"), None)
         .await
         .unwrap();
     let dir = scratch.join("noop");
     std::fs::create_dir_all(&dir).unwrap();
-    let history = Arc::new(History::open(scratch).await);
-    let me = std::env::current_exe().unwrap();
-    let native_report = StepReport::early(Outcome::Succeeded, String::new());
+    let wasm = Step::Wasm(&sandbox, &noop, &dir);
+    let native = Step::Native(&me, NOOP_CHILD);
+    let truth = Step::Native(Path::new("/bin/true"), "");
 
-    let (wasm_n, native_n) = (2000, 200);
-    let (mut wasm, mut native, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+    // Interleaved: each round measures every variant once.
+    let mut figures: [Vec<f64>; 7] = Default::default();
     for round in 0..=ROUNDS {
-        let start = Instant::now();
-        for _ in 0..wasm_n {
-            let report = run_step(&sandbox, &noop, &dir, "{}").await;
-            history.record(&dir, &report).await;
+        let mut pipeline = Vec::new();
+        for _ in 0..5 {
+            pipeline.push(pipeline_run(&runner, &job).await);
         }
-        let w = start.elapsed().as_secs_f64() / wasm_n as f64;
-
-        let start = Instant::now();
-        for _ in 0..native_n {
-            let status = Command::new(&me).arg(NOOP_CHILD).status().unwrap();
-            assert!(status.success());
-            history.record(&dir, &native_report).await;
-        }
-        let n = start.elapsed().as_secs_f64() / native_n as f64;
-
-        let start = Instant::now();
-        for _ in 0..native_n {
-            assert!(Command::new("/bin/true").status().unwrap().success());
-            history.record(&dir, &native_report).await;
-        }
-        let t = start.elapsed().as_secs_f64() / native_n as f64;
+        let round_figures = [
+            step_loop(store, scratch, wasm, false).await,
+            step_loop(store, scratch, native, false).await,
+            step_loop(store, scratch, truth, false).await,
+            median(pipeline),
+            step_loop(store, scratch, native, true).await,
+            step_loop(store, scratch, Step::Nothing, false).await,
+            step_loop(store, scratch, Step::Nothing, true).await,
+        ];
         // Round 0 warms caches and the database file.
         if round > 0 {
-            wasm.push(w);
-            native.push(n);
-            truth.push(t);
+            for (all, f) in figures.iter_mut().zip(round_figures) {
+                all.push(f);
+            }
         }
     }
-    let (w, n, t) = (median(wasm), median(native), median(truth));
+    let [w, n, t, p, pn, rec, rec_mkdir] = figures.map(median);
 
-    // Where a wasm step's time goes: the sandbox alone, and the two history writes alone.
+    let n_alone = 2000;
     let start = Instant::now();
-    for _ in 0..wasm_n {
+    for _ in 0..n_alone {
         run_step(&sandbox, &noop, &dir, "{}").await;
     }
-    let run_only = start.elapsed().as_secs_f64() / wasm_n as f64;
-    let start = Instant::now();
-    for _ in 0..wasm_n {
-        history.record(&dir, &native_report).await;
-    }
-    let record_only = start.elapsed().as_secs_f64() / wasm_n as f64;
+    let run_only = start.elapsed().as_secs_f64() / n_alone as f64;
 
-    // Two steps at a time, as `serve` runs jobs: the machine has two cores.
+    // Two jobs at a time, as `serve` runs them: the machine has two cores.
+    let (runner_b, job_b) = noop_runner(scratch, sandbox.clone(), "noop-b").await;
+    let rounds = 5;
     let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let (sandbox, noop, history, dir) =
-            (sandbox.clone(), noop.clone(), history.clone(), dir.clone());
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..wasm_n / 2 {
-                let report = run_step(&sandbox, &noop, &dir, "{}").await;
-                history.record(&dir, &report).await;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let two_at_once = start.elapsed().as_secs_f64() / wasm_n as f64;
+    let a = async {
+        for _ in 0..rounds {
+            pipeline_run(&runner, &job).await;
+        }
+    };
+    let b = async {
+        for _ in 0..rounds {
+            pipeline_run(&runner_b, &job_b).await;
+        }
+    };
+    tokio::join!(a, b);
+    let two_at_once = start.elapsed().as_secs_f64() / (2 * rounds * STEPS) as f64;
+    let line = |name: &str, x: f64| {
+        format!(
+            "{name:<44} {:>8.1} us/step = {:>6.0} steps/s",
+            x * 1e6,
+            1.0 / x
+        )
+    };
     println!(
-        "(a) no-op step, instantiate + call + record in SQLite, median of {ROUNDS} rounds:\n    \
-         wasm    {:>8.1} us/step = {:>7.0} steps/s ({wasm_n} steps a round)\n    \
-         native  {:>8.1} us/step = {:>7.0} steps/s (this binary re-executed; {native_n} a round)\n    \
-         /bin/true {:>6.1} us/step = {:>7.0} steps/s\n    \
-         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true\n    \
-         of a wasm step: sandbox run alone {:.1} us, the two SQLite writes alone {:.1} us\n    \
-         two wasm steps at a time: {:.0} steps/s",
-        w * 1e6,
-        1.0 / w,
-        n * 1e6,
-        1.0 / n,
-        t * 1e6,
-        1.0 / t,
+        "(a) no-op steps, runs of {STEPS} steps, median of {ROUNDS} interleaved rounds\n  \
+         instantiate + call + record (the aim's step):\n    {}\n    {}\n    {}\n    \
+         wasm is {:.1}x faster than the native process, {:.1}x faster than /bin/true\n  \
+         the whole pipeline (output directory, plugin digest check, output walk):\n    {}\n    {}\n    \
+         wasm is {:.1}x faster\n  \
+         parts: sandbox run alone {:.1} us; history write alone {:.1} us; with mkdir {:.1} us\n  \
+         two pipeline jobs at a time: {:.0} steps/s",
+        line("wasm (Sandbox::run)", w),
+        line("native (this binary re-executed)", n),
+        line("/bin/true", t),
         n / w,
         t / w,
+        line("wasm (Runner::run_job)", p),
+        line("native (mkdir + process + record)", pn),
+        pn / p,
         run_only * 1e6,
-        record_only * 1e6,
+        rec * 1e6,
+        rec_mkdir * 1e6,
         1.0 / two_at_once
     );
 }

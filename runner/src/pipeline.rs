@@ -15,7 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::{Job, JobFile};
 use crate::sandbox::{Outcome, Sandbox, StepInput, StepReport, bindings};
 use crate::serve::policy::{DEFAULT_STEP_RETRY_ON, Retry};
-use crate::store::{Store, StoreError, Trigger, time_text};
+use crate::store::{StepEnd, StepStart, Store, StoreError, Trigger, time_text};
 
 /// What the runner needs to run jobs.
 pub struct Runner {
@@ -79,12 +79,32 @@ impl Runner {
         logical_time: DateTime<Utc>,
         cancel: &CancellationToken,
     ) -> Result<RunResult, StoreError> {
-        self.store.start_run(run_id).await?;
-        info!("run started");
         let run_dir = self.data_dir.join("runs").join(run_id.to_string());
         set_aside_stale(&run_dir);
+        let staged = stage_input(&self.file.resolve(&job.input), &run_dir);
 
-        let mut input_dir = match stage_input(&self.file.resolve(&job.input), &run_dir) {
+        let names = job.step_names();
+        let output_dirs: Vec<PathBuf> = names
+            .iter()
+            .enumerate()
+            .map(|(idx, name)| run_dir.join(format!("{idx}-{}", safe_name(name))))
+            .collect();
+        let step_start = |idx: usize| StepStart {
+            run_id,
+            idx,
+            attempt: 1,
+            name: &names[idx],
+            plugin: &job.steps[idx].plugin,
+            output_dir: &output_dirs[idx],
+        };
+        let first = match staged {
+            Ok(_) if !names.is_empty() => Some(step_start(0)),
+            _ => None,
+        };
+        self.store.start_run(run_id, first.as_ref()).await?;
+        info!("run started");
+
+        let mut input_dir = match staged {
             Ok(dir) => dir,
             Err(message) => {
                 warn!(error = %message, "run failed before its first step");
@@ -100,9 +120,9 @@ impl Runner {
             }
         };
 
-        let names = job.step_names();
         for (idx, name) in names.iter().enumerate() {
-            let output_dir = run_dir.join(format!("{idx}-{}", safe_name(name)));
+            let output_dir = output_dirs[idx].clone();
+            let next = (idx + 1 < names.len()).then(|| step_start(idx + 1));
             let report = self
                 .attempt_step(
                     job,
@@ -110,8 +130,8 @@ impl Runner {
                     logical_time,
                     idx,
                     name,
-                    &input_dir,
-                    &output_dir,
+                    (&input_dir, &output_dir),
+                    next,
                     cancel,
                 )
                 .await?;
@@ -162,6 +182,9 @@ impl Runner {
 
     /// Runs a step's attempts, recording each, until one succeeds or the step's
     /// `[job.step.retry]` gives up (see [`Retry`]); returns the last attempt's report.
+    /// The first attempt's start is already recorded (with the write before it); `next`,
+    /// the following step's first attempt, is recorded with the write that ends this step
+    /// when it succeeds.
     #[allow(clippy::too_many_arguments)] // One call site; a struct would only rename them.
     async fn attempt_step(
         &self,
@@ -170,8 +193,8 @@ impl Runner {
         logical_time: DateTime<Utc>,
         idx: usize,
         name: &str,
-        input_dir: &Path,
-        output_dir: &Path,
+        (input_dir, output_dir): (&Path, &Path),
+        next: Option<StepStart<'_>>,
         cancel: &CancellationToken,
     ) -> Result<StepReport, StoreError> {
         let spec = &job.steps[idx];
@@ -181,11 +204,17 @@ impl Runner {
             // A retry starts from an empty output directory, as the first attempt did.
             if attempt > 1 {
                 let _ = std::fs::remove_dir_all(output_dir);
+                self.store
+                    .start_step(&StepStart {
+                        run_id,
+                        idx,
+                        attempt,
+                        name,
+                        plugin: &spec.plugin,
+                        output_dir,
+                    })
+                    .await?;
             }
-            let step_id = self
-                .store
-                .start_step(run_id, idx, attempt, name, &spec.plugin, output_dir)
-                .await?;
             let span = info_span!(
                 "step",
                 step = %name,
@@ -207,10 +236,16 @@ impl Runner {
                 )
                 .instrument(span)
                 .await;
-            let bytes = dir_bytes(output_dir);
-            self.store
-                .finish_step(step_id, sha256.as_deref(), &report, bytes)
-                .await?;
+            let end = StepEnd {
+                run_id,
+                idx,
+                attempt,
+                plugin_sha256: sha256.as_deref(),
+                report: &report,
+                output_bytes: dir_bytes(output_dir),
+            };
+            let next = next.filter(|_| report.outcome.is_success());
+            self.store.finish_step(&end, next.as_ref()).await?;
             info!(
                 step = %name,
                 attempt,

@@ -151,6 +151,87 @@ pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A step attempt about to start. Its row is written before the guest runs, so a crash
+/// mid-step leaves it `running` for recovery to mark interrupted.
+#[derive(Debug, Clone, Copy)]
+pub struct StepStart<'a> {
+    /// The run.
+    pub run_id: i64,
+    /// Position in the job, from 0.
+    pub idx: usize,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// Step name.
+    pub name: &'a str,
+    /// Plugin file as the job names it.
+    pub plugin: &'a str,
+    /// The attempt's output directory.
+    pub output_dir: &'a Path,
+}
+
+/// How a step attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub struct StepEnd<'a> {
+    /// The run.
+    pub run_id: i64,
+    /// Position in the job, from 0.
+    pub idx: usize,
+    /// Attempt number, from 1.
+    pub attempt: u32,
+    /// sha256 of the plugin that ran, when it loaded.
+    pub plugin_sha256: Option<&'a str>,
+    /// What the sandbox reported.
+    pub report: &'a StepReport,
+    /// Bytes in the output directory.
+    pub output_bytes: Option<u64>,
+}
+
+// Each statement is a round trip to sqlx's SQLite worker thread and each commit a write to
+// the WAL; on the machines measured, both cost more than the work itself. So the writes that
+// happen back to back (a step ends and the next starts; a run starts with its first step)
+// go as one query text holding one transaction. Parameters are numbered so the statements
+// can be joined: `?1`-`?7` start a step (`?6` is the time of the write, shared by all),
+// `?8`-`?24` end one, `?9` names the run to start (binds come in that order, see
+// `bind_step_start`).
+
+// The statements are macros so `concat!` can join them into one literal.
+macro_rules! start_step_sql {
+    () => {
+        "INSERT INTO steps (run_id, idx, attempt, name, plugin, status, started_at, output_dir)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)"
+    };
+}
+
+macro_rules! start_run_sql {
+    () => {
+        "UPDATE runs SET status = 'running', started_at = ?6 WHERE id = ?9"
+    };
+}
+
+macro_rules! finish_step_sql {
+    () => {
+        "UPDATE steps SET status = ?11, outcome = ?12, finished_at = ?6, duration_ms = ?13,
+             rows_in = ?14, rows_out = ?15, metrics = ?16, error = ?17, log = ?18,
+             log_truncated = ?19, output_bytes = ?20, plugin_sha256 = ?21,
+             memory_peak_bytes = ?22, limits = ?23, fuel_consumed = ?24
+         WHERE run_id = ?8 AND idx = ?9 AND attempt = ?10"
+    };
+}
+
+type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Binds `?1`-`?7` (the step to start, or nulls when there is none).
+fn bind_step_start<'q>(query: Query<'q>, step: Option<&StepStart<'q>>, now: &str) -> Query<'q> {
+    query
+        .bind(step.map(|s| s.run_id))
+        .bind(step.map(|s| s.idx as i64))
+        .bind(step.map(|s| s.attempt as i64))
+        .bind(step.map(|s| s.name))
+        .bind(step.map(|s| s.plugin))
+        .bind(now.to_string())
+        .bind(step.map(|s| s.output_dir.display().to_string()))
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
@@ -166,8 +247,11 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // A connection to a local file cannot go stale, so skip the ping sqlx would
+        // otherwise make (a round trip to its worker thread) before each query.
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.into()))?;
@@ -246,51 +330,47 @@ impl Store {
         Ok(id)
     }
 
-    /// Marks a run as running.
-    pub async fn start_run(&self, run_id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET status = 'running', started_at = ?2 WHERE id = ?1")
-            .bind(run_id)
-            .bind(now_text())
+    /// Marks a run as running and records its first step attempt as started, in one round
+    /// trip to the database (see [`StepStart`]).
+    pub async fn start_run(
+        &self,
+        run_id: i64,
+        first: Option<&StepStart<'_>>,
+    ) -> Result<(), StoreError> {
+        let now = now_text();
+        let sql = match first {
+            Some(_) => concat!(
+                "BEGIN; ",
+                start_run_sql!(),
+                "; ",
+                start_step_sql!(),
+                "; COMMIT"
+            ),
+            None => start_run_sql!(),
+        };
+        let query = bind_step_start(sqlx::query(sql), first, &now)
+            .bind(None::<String>)
+            .bind(run_id);
+        self.execute_joined(query).await
+    }
+
+    /// Records that a step attempt started (a retry: first attempts are recorded with the
+    /// write that ends the step or run before them).
+    pub async fn start_step(&self, step: &StepStart<'_>) -> Result<(), StoreError> {
+        bind_step_start(sqlx::query(start_step_sql!()), Some(step), &now_text())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    /// Records that a step attempt started; returns the attempt's row id.
-    pub async fn start_step(
-        &self,
-        run_id: i64,
-        idx: usize,
-        attempt: u32,
-        name: &str,
-        plugin: &str,
-        output_dir: &Path,
-    ) -> Result<i64, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO steps (run_id, idx, attempt, name, plugin, status, started_at, output_dir)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)
-             RETURNING id",
-        )
-        .bind(run_id)
-        .bind(idx as i64)
-        .bind(attempt as i64)
-        .bind(name)
-        .bind(plugin)
-        .bind(now_text())
-        .bind(output_dir.display().to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(id)
-    }
-
-    /// Records how a step attempt ended.
+    /// Records how a step attempt ended and, when the run goes straight on, that the next
+    /// step's first attempt started: both statements in one round trip to the database.
     pub async fn finish_step(
         &self,
-        step_id: i64,
-        plugin_sha256: Option<&str>,
-        report: &StepReport,
-        output_bytes: Option<u64>,
+        end: &StepEnd<'_>,
+        next: Option<&StepStart<'_>>,
     ) -> Result<(), StoreError> {
+        let report = end.report;
         let status = match report.outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Interrupted => "interrupted",
@@ -304,31 +384,47 @@ impl Store {
                 .collect();
             serde_json::Value::Object(object).to_string()
         });
-        sqlx::query(
-            "UPDATE steps SET status = ?2, outcome = ?3, finished_at = ?4, duration_ms = ?5,
-                 rows_in = ?6, rows_out = ?7, metrics = ?8, error = ?9, log = ?10,
-                 log_truncated = ?11, output_bytes = ?12, plugin_sha256 = ?13,
-                 memory_peak_bytes = ?14, limits = ?15, fuel_consumed = ?16
-             WHERE id = ?1",
-        )
-        .bind(step_id)
-        .bind(status)
-        .bind(report.outcome.as_str())
-        .bind(now_text())
-        .bind(report.duration.as_secs_f64() * 1000.0)
-        .bind(report.summary.as_ref().map(|s| s.rows_in as i64))
-        .bind(report.summary.as_ref().map(|s| s.rows_out as i64))
-        .bind(metrics)
-        .bind(&report.error)
-        .bind(&report.log)
-        .bind(report.log_truncated)
-        .bind(output_bytes.map(|b| b as i64))
-        .bind(plugin_sha256)
-        .bind(report.memory_peak_bytes as i64)
-        .bind(report.limits.and_then(|l| serde_json::to_string(&l).ok()))
-        .bind(report.fuel_consumed.map(|f| f as i64))
-        .execute(&self.pool)
-        .await?;
+        let now = now_text();
+        let sql = match next {
+            Some(_) => concat!(
+                "BEGIN; ",
+                finish_step_sql!(),
+                "; ",
+                start_step_sql!(),
+                "; COMMIT"
+            ),
+            None => finish_step_sql!(),
+        };
+        let query = bind_step_start(sqlx::query(sql), next, &now)
+            .bind(end.run_id)
+            .bind(end.idx as i64)
+            .bind(end.attempt as i64)
+            .bind(status)
+            .bind(report.outcome.as_str())
+            .bind(report.duration.as_secs_f64() * 1000.0)
+            .bind(report.summary.as_ref().map(|s| s.rows_in as i64))
+            .bind(report.summary.as_ref().map(|s| s.rows_out as i64))
+            .bind(metrics)
+            .bind(&report.error)
+            .bind(&report.log)
+            .bind(report.log_truncated)
+            .bind(end.output_bytes.map(|b| b as i64))
+            .bind(end.plugin_sha256)
+            .bind(report.memory_peak_bytes as i64)
+            .bind(report.limits.and_then(|l| serde_json::to_string(&l).ok()))
+            .bind(report.fuel_consumed.map(|f| f as i64));
+        self.execute_joined(query).await
+    }
+
+    /// Runs a query that may hold `BEGIN; ...; COMMIT` in one round trip. When a statement
+    /// in it fails, the transaction is left open on that connection, so the connection is
+    /// closed rather than returned to the pool (closing rolls the transaction back).
+    async fn execute_joined(&self, query: Query<'_>) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if let Err(e) = query.execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -22,4 +22,5 @@ mod recovery;
 mod resume;
 mod schedule;
 mod serve;
+mod store;
 mod support;

@@ -1,0 +1,106 @@
+//! The history's joined writes: a step's end and the next step's start go to SQLite as one
+//! transaction in one query. They must be all or nothing, and a failed one must not leave a
+//! transaction open on a pooled connection (which would hide every later write from other
+//! readers and block other writers).
+
+use std::path::Path;
+
+use runner::sandbox::{Outcome, StepReport};
+use runner::store::{StepEnd, StepStart, Store, Trigger};
+
+fn start(run_id: i64, idx: usize, attempt: u32) -> StepStart<'static> {
+    StepStart {
+        run_id,
+        idx,
+        attempt,
+        name: "s",
+        plugin: "noop",
+        output_dir: Path::new("/nowhere"),
+    }
+}
+
+fn end(run_id: i64, idx: usize, report: &StepReport) -> StepEnd<'_> {
+    StepEnd {
+        run_id,
+        idx,
+        attempt: 1,
+        plugin_sha256: Some("abc"),
+        report,
+        output_bytes: Some(7),
+    }
+}
+
+async fn statuses(store: &Store, run_id: i64) -> Vec<(i64, i64, String)> {
+    let (_, steps) = store.run_detail(run_id).await.unwrap();
+    steps
+        .into_iter()
+        .map(|s| (s.idx, s.attempt, s.status))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_end_and_the_next_start_are_recorded_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("runner.db")).await.unwrap();
+    let job = store.upsert_job("j", "@daily", "UTC", "{}").await.unwrap();
+    let run = store
+        .create_run(job, chrono::Utc::now(), Trigger::Manual)
+        .await
+        .unwrap()
+        .unwrap();
+    store.start_run(run, Some(&start(run, 0, 1))).await.unwrap();
+    let (record, _) = store.run_detail(run).await.unwrap();
+    assert_eq!(record.status, "running");
+    assert_eq!(statuses(&store, run).await, [(0, 1, "running".into())]);
+
+    let ok = StepReport::early(Outcome::Succeeded, String::new());
+    store
+        .finish_step(&end(run, 0, &ok), Some(&start(run, 1, 1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        statuses(&store, run).await,
+        [(0, 1, "succeeded".into()), (1, 1, "running".into())]
+    );
+    let (_, steps) = store.run_detail(run).await.unwrap();
+    assert_eq!(steps[0].output_bytes, Some(7));
+    assert_eq!(steps[0].plugin_sha256.as_deref(), Some("abc"));
+    assert_eq!(steps[1].output_dir.as_deref(), Some("/nowhere"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_joined_write_records_neither_half_and_leaves_no_transaction_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("runner.db");
+    let store = Store::open(&db).await.unwrap();
+    let job = store.upsert_job("j", "@daily", "UTC", "{}").await.unwrap();
+    let run = store
+        .create_run(job, chrono::Utc::now(), Trigger::Manual)
+        .await
+        .unwrap()
+        .unwrap();
+    store.start_run(run, Some(&start(run, 0, 1))).await.unwrap();
+
+    // The "next" attempt already exists, so the joined INSERT breaks the unique key after
+    // the UPDATE of step 0 has run inside the same transaction.
+    let ok = StepReport::early(Outcome::Succeeded, String::new());
+    let err = store
+        .finish_step(&end(run, 0, &ok), Some(&start(run, 0, 1)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("UNIQUE"), "{err}");
+    assert_eq!(statuses(&store, run).await, [(0, 1, "running".into())]);
+
+    // More writes than the pool has connections, each seen by a second, separate store:
+    // a transaction left open on any connection would hide the writes made through it.
+    for idx in 1..=8 {
+        store.start_step(&start(run, idx, 1)).await.unwrap();
+    }
+    let other = Store::open(&db).await.unwrap();
+    assert_eq!(statuses(&other, run).await.len(), 9);
+    other
+        .finish_step(&end(run, 0, &ok), None)
+        .await
+        .expect("no transaction of the first store holds the write lock");
+    assert_eq!(statuses(&store, run).await[0].2, "succeeded");
+}
