@@ -1,7 +1,7 @@
 //! Misconfigured federation, as operators get it wrong: each mistake stops retrying at once
-//! and is recorded with its code and what it means, and the function is never called. A
-//! credential that is only still propagating (`AADSTS70021`) is retried with backoff until
-//! it works.
+//! and is recorded with its code and what it means, the function is never called, and
+//! `runner run` exits 4 (the run succeeded, its trigger failed). A credential that is only
+//! still propagating (`AADSTS70021`) is retried with backoff until it works.
 
 use standins::{FederatedCredential, StsMode, TokenSigning};
 
@@ -19,8 +19,17 @@ async fn failed_delivery(cloud: &Cloud, extra: &str) -> serde_json::Value {
     ));
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
     let stdout = text(&out.stdout);
-    // The run itself succeeded; its trigger failed and says so.
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // The run itself succeeded; its trigger failed and says so, in words and exit code.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("run 1 of `daily-flights`: succeeded"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("trigger `downstream`: failed ("),
         "{stdout}"
@@ -119,8 +128,9 @@ async fn a_function_app_that_forbids_the_caller_is_a_permanent_failure() {
     let input = small_flights(&scratch, 20);
     scratch.job_file(&format!("{}\n{}", daily_flights(&input), cloud.target("")));
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["run"]["status"], "succeeded");
     let delivery = &shown["deliveries"][0];
     assert_explained(delivery, "HTTP 403", "allowed client applications");
     assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1);
