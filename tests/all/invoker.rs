@@ -427,3 +427,42 @@ async fn a_run_left_running_by_a_dead_process_triggers_its_failure_target_once_a
         calls[0].idempotency_key.as_deref()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_deliver_exits_4_when_a_pending_trigger_runs_out_of_time() {
+    let cloud = Cloud::start().await;
+    let scratch = Scratch::new();
+    // More 500s than a three-second max age leaves attempts for (at 100 ms doubling).
+    cloud.function.inject(Fault::ServerError, 10);
+    flights_with_target(&cloud, &scratch, "max_age_secs = 3").await;
+
+    let out = cloud
+        .run(
+            &scratch,
+            &["run", "daily-flights", "--delivery-wait-secs", "0"],
+        )
+        .await;
+    let stdout = text(&out.stdout);
+    // Pending is not failed: `run` succeeds and leaves the trigger to `deliver`.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("trigger `downstream`: pending"), "{stdout}");
+
+    let out = cloud.run(&scratch, &["deliver", "--wait-secs", "60"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("1 trigger(s) failed for good"), "{stdout}");
+    let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["deliveries"][0]["state"], "failed");
+    assert_eq!(shown["deliveries"][0]["error_code"], "max-age");
+    assert!(cloud.function.effective_calls().is_empty());
+}
