@@ -88,7 +88,7 @@ async fn main() {
         let calls_before = function.effective_calls().len();
 
         let started = Instant::now();
-        let attempts = invoker.deliver_due(None).await.expect("delivery");
+        let attempts = invoker.deliver_due(None).await.expect("delivery").attempted;
         let elapsed = started.elapsed();
 
         let delivered = function.effective_calls().len() - calls_before;

@@ -3,8 +3,9 @@
 //!
 //! Exit codes (also in the README): 0 success; 1 the job ran and did not succeed (a step
 //! failed or was interrupted); 2 bad input (arguments, job file, unknown job or run);
-//! 3 the runner itself failed (history store, file system). Errors are printed once, on
-//! stderr, as `error: ...` with their causes.
+//! 3 the runner itself failed (history store, file system); 4 the run succeeded but a
+//! downstream trigger failed for good (`run`), or a trigger was given up on (`deliver`).
+//! Errors are printed once, on stderr, as `error: ...` with their causes.
 
 mod ops;
 
@@ -148,6 +149,11 @@ pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code of a failure of the runner itself.
 pub const EXIT_INTERNAL: u8 = 3;
+/// Exit code of a run that succeeded but whose downstream trigger failed for good (`run`),
+/// or of a `deliver` that gave up on a trigger: the job's own result is recorded and fine,
+/// yet what depends on it was not told. A trigger still pending is not a failure: it is
+/// sent later by `serve` or `deliver`.
+pub const EXIT_TRIGGER_FAILED: u8 = 4;
 
 fn bad_input(error: anyhow::Error) -> Failure {
     Failure {
@@ -325,12 +331,15 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
         }
         println!("output: {}", dir.display());
     }
-    deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
+    let triggers =
+        deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
     runner.store.close().await;
-    Ok(if result.status == "succeeded" {
-        0
-    } else {
+    Ok(if result.status != "succeeded" {
         EXIT_RUN_FAILED
+    } else if triggers.failed > 0 {
+        EXIT_TRIGGER_FAILED
+    } else {
+        0
     })
 }
 
@@ -344,15 +353,17 @@ async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
     Ok(0)
 }
 
-/// Sends the pending triggers (of one run, or all) and prints how each stands.
+/// Sends the pending triggers (of one run, or all) and prints how each stands. For one run,
+/// `failed` counts its triggers recorded as failed, whenever that happened; for all, the
+/// triggers this call gave up on.
 async fn deliver_and_report(
     store: &Store,
     run_id: Option<i64>,
     wait_secs: u64,
     cancel: &CancellationToken,
-) -> Result<(), Failure> {
+) -> Result<crate::invoker::Drained, Failure> {
     let invoker = crate::invoker::Invoker::new(store.clone()).map_err(internal)?;
-    let drained = invoker
+    let mut drained = invoker
         .drain(run_id, std::time::Duration::from_secs(wait_secs), cancel)
         .await
         .map_err(internal)?;
@@ -360,6 +371,7 @@ async fn deliver_and_report(
         let deliveries = crate::invoker::deliveries(store, run_id)
             .await
             .map_err(|e| internal(e.into()))?;
+        drained.failed = deliveries.iter().filter(|d| d.state == "failed").count();
         for d in &deliveries {
             let why = match (&d.error_code, &d.error) {
                 (Some(code), Some(error)) => format!(" ({code}: {error})"),
@@ -374,13 +386,20 @@ async fn deliver_and_report(
             drained.pending
         );
     }
-    Ok(())
+    Ok(drained)
 }
 
 async fn cmd_deliver(cli: &Cli, wait_secs: u64) -> Result<u8, Failure> {
     let store = history(cli).await?;
     let cancel = crate::serve::stop_on_signals().map_err(internal)?;
-    deliver_and_report(&store, None, wait_secs, &cancel).await?;
+    let drained = deliver_and_report(&store, None, wait_secs, &cancel).await?;
+    if drained.failed > 0 {
+        println!(
+            "{} trigger(s) failed for good: `runner show RUN` says why",
+            drained.failed
+        );
+        return Ok(EXIT_TRIGGER_FAILED);
+    }
     Ok(0)
 }
 

@@ -458,7 +458,10 @@ impl Store {
     }
 
     /// Marks every run and step still `queued` or `running` as interrupted: at start-up these
-    /// belong to a process that died. Returns how many runs were marked.
+    /// belong to a process that died. In the same transaction, writes the downstream triggers
+    /// the job names for a run that did not succeed (`failure` and `always` targets), as
+    /// [`Store::finish_run`] does for a run that ends by itself. Returns how many runs were
+    /// marked.
     pub async fn interrupt_unfinished(&self, why: &str) -> Result<u64, StoreError> {
         let orphans = self.orphaned_runs().await?;
         let mut tx = self.pool.begin().await?;
@@ -474,7 +477,7 @@ impl Store {
             .bind(why)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            let marked = sqlx::query(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?2, error = ?3
                  WHERE id = ?1 AND status IN ('queued', 'running')",
             )
@@ -482,7 +485,11 @@ impl Store {
             .bind(&now)
             .bind(why)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if marked == 1 {
+                crate::invoker::outbox::enqueue(&mut tx, run_id).await?;
+            }
         }
         tx.commit().await?;
         Ok(orphans.len() as u64)

@@ -1,5 +1,7 @@
 //! Misconfigured federation, as operators get it wrong: each mistake stops retrying at once
-//! and is recorded with its code and what it means, and the function is never called.
+//! and is recorded with its code and what it means, the function is never called, and
+//! `runner run` exits 4 (the run succeeded, its trigger failed). A credential that is only
+//! still propagating (`AADSTS70021`) is retried with backoff until it works.
 
 use standins::{FederatedCredential, StsMode, TokenSigning};
 
@@ -17,8 +19,17 @@ async fn failed_delivery(cloud: &Cloud, extra: &str) -> serde_json::Value {
     ));
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
     let stdout = text(&out.stdout);
-    // The run itself succeeded; its trigger failed and says so.
-    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // The run itself succeeded; its trigger failed and says so, in words and exit code.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("run 1 of `daily-flights`: succeeded"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("trigger `downstream`: failed ("),
         "{stdout}"
@@ -117,10 +128,56 @@ async fn a_function_app_that_forbids_the_caller_is_a_permanent_failure() {
     let input = small_flights(&scratch, 20);
     scratch.job_file(&format!("{}\n{}", daily_flights(&input), cloud.target("")));
     let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["run"]["status"], "succeeded");
     let delivery = &shown["deliveries"][0];
     assert_explained(delivery, "HTTP 403", "allowed client applications");
     assert_eq!(delivery["attempts"].as_array().unwrap().len(), 1);
     assert_eq!(cloud.function.all_calls().len(), 1);
+}
+
+/// Regression: `AADSTS70021` used to be given up after four attempts, a few seconds after
+/// the run at the default backoff, while a new credential takes minutes to propagate.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credential_still_propagating_is_retried_past_four_refusals_and_then_delivers() {
+    let cloud = Cloud::start().await;
+    cloud.entra.set_propagation_pending(5);
+    let scratch = Scratch::new();
+    let input = small_flights(&scratch, 20);
+    scratch.job_file(&format!("{}\n{}", daily_flights(&input), cloud.target("")));
+
+    let out = cloud.run(&scratch, &["run", "daily-flights"]).await;
+
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("trigger `downstream`: delivered"),
+        "{stdout}"
+    );
+    assert_eq!(cloud.function.effective_calls().len(), 1);
+    let shown = show(&cloud, &scratch, 1).await;
+    let attempts = shown["deliveries"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let codes: Vec<Option<&str>> = attempts.iter().map(|a| a["error_code"].as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            Some("AADSTS70021"),
+            Some("AADSTS70021"),
+            Some("AADSTS70021"),
+            Some("AADSTS70021"),
+            Some("AADSTS70021"),
+            None
+        ]
+    );
+    assert!(attempts[..5].iter().all(|a| a["outcome"] == "retry"));
+    assert_eq!(attempts[5]["http_status"], 200);
 }

@@ -1,13 +1,14 @@
 //! The federated invoker end to end: `daily-flights` with a target, run by the binary against
 //! the stand-ins; exactly one effective call, with faults and across a SIGKILL; the audit
-//! trail joins STS, Entra and the function; no token or AWS secret is left anywhere.
+//! trail joins STS, Entra and the function; no token or AWS secret is left anywhere; a run
+//! a dead process left running triggers its failure target once recovery interrupts it.
 
 use std::time::Duration;
 
 use standins::{CallOutcome, Fault, TOKEN_EXCHANGE_AUDIENCE};
 
 use crate::cloud::{CLIENT_ID, Cloud, show, small_flights};
-use crate::support::{Scratch, daily_flights, text};
+use crate::support::{Scratch, daily_flights, one_step_job, plugin, text};
 
 async fn flights_with_target(cloud: &Cloud, scratch: &Scratch, extra: &str) {
     let input = small_flights(scratch, 300);
@@ -340,4 +341,128 @@ async fn runner_serve_delivers_a_trigger_that_runner_run_left_pending() {
         .map(|a| a["http_status"].as_i64())
         .collect();
     assert_eq!(statuses, [Some(500), Some(200)]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_left_running_by_a_dead_process_triggers_its_failure_target_once_after_recovery() {
+    let cloud = Cloud::start().await;
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", "a\n1\n");
+    let sleep = plugin("hostile-sleep").display().to_string();
+    let target = cloud
+        .target("")
+        .replace("when = \"always\"", "when = \"failure\"");
+    scratch.job_file(&format!(
+        "{}{target}",
+        one_step_job("slow", &input, &sleep, "{ seconds = 3600 }")
+    ));
+
+    // `runner run` is killed outright while its step sleeps: nobody records the run's end.
+    let mut first = cloud
+        .command(&scratch, &["run", "slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("runner starts");
+    let mut waited = 0;
+    loop {
+        let runs = cloud.run(&scratch, &["runs", "--json"]).await;
+        let runs: serde_json::Value =
+            serde_json::from_slice(&runs.stdout).unwrap_or(serde_json::Value::Null);
+        if runs[0]["status"] == "running" {
+            break;
+        }
+        assert!(waited < 600, "the run never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    first.start_kill().expect("SIGKILL");
+    first.wait().await.expect("the runner exits");
+    assert_eq!(show(&cloud, &scratch, 1).await["run"]["status"], "running");
+    assert!(cloud.function.all_calls().is_empty());
+
+    // `runner serve` recovers it as interrupted, and its worker sends the failure trigger.
+    let mut serve = cloud
+        .command(&scratch, &["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut waited = 0;
+    while cloud.function.effective_calls().is_empty() {
+        assert!(
+            waited < 600,
+            "serve never sent the interrupted run's trigger"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let pid = serve.id().expect("serve runs").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let status = serve.wait().await.expect("serve exits");
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
+
+    let calls = cloud.function.all_calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].outcome, CallOutcome::Delivered);
+    let body = calls[0].body.as_ref().expect("a JSON body");
+    assert_eq!(body["job"], "slow");
+    assert_eq!(body["run_id"], 1);
+    assert_eq!(body["status"], "interrupted");
+    assert_eq!(
+        body["error"],
+        "the runner process ended before the run finished"
+    );
+    assert_eq!(body["steps"][0]["outcome"], "interrupted");
+    let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["run"]["status"], "interrupted");
+    assert_eq!(shown["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(shown["deliveries"][0]["state"], "delivered");
+    assert_eq!(
+        shown["deliveries"][0]["idempotency_key"].as_str(),
+        calls[0].idempotency_key.as_deref()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_deliver_exits_4_when_a_pending_trigger_runs_out_of_time() {
+    let cloud = Cloud::start().await;
+    let scratch = Scratch::new();
+    // More 500s than a three-second max age leaves attempts for (at 100 ms doubling).
+    cloud.function.inject(Fault::ServerError, 10);
+    flights_with_target(&cloud, &scratch, "max_age_secs = 3").await;
+
+    let out = cloud
+        .run(
+            &scratch,
+            &["run", "daily-flights", "--delivery-wait-secs", "0"],
+        )
+        .await;
+    let stdout = text(&out.stdout);
+    // Pending is not failed: `run` succeeds and leaves the trigger to `deliver`.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("trigger `downstream`: pending"), "{stdout}");
+
+    let out = cloud.run(&scratch, &["deliver", "--wait-secs", "60"]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("1 trigger(s) failed for good"), "{stdout}");
+    let shown = show(&cloud, &scratch, 1).await;
+    assert_eq!(shown["deliveries"][0]["state"], "failed");
+    assert_eq!(shown["deliveries"][0]["error_code"], "max-age");
+    assert!(cloud.function.effective_calls().is_empty());
 }

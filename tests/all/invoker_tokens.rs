@@ -14,7 +14,7 @@ use standins::Fault;
 use crate::cloud::Cloud;
 
 /// AWS configuration whose credentials come from the IMDS stand-in, not this process's env.
-async fn aws(cloud: &Cloud) -> Aws {
+pub async fn aws(cloud: &Cloud) -> Aws {
     let imds = aws_config::imds::Client::builder()
         .endpoint(cloud.imds.base_url())
         .expect("endpoint parses")
@@ -32,18 +32,40 @@ async fn ended_runs(cloud: &Cloud, dir: &std::path::Path, runs: usize) -> Store 
     let store = Store::open(&dir.join("runner.db"))
         .await
         .expect("store opens");
-    let target: runner::invoker::Target = toml::from_str(&format!(
+    add_ended_runs(&store, "many", &standin_target(cloud, &[]), runs).await;
+    store
+}
+
+/// The stand-in's target as the invoker reads it, with every endpoint overridden and each
+/// `(from, to)` of `edits` replaced in its TOML.
+pub fn standin_target(cloud: &Cloud, edits: &[(&str, &str)]) -> runner::invoker::Target {
+    let mut text = format!(
         "{}sts_endpoint = \"{}\"\nauthority = \"{}\"\n",
         cloud.target("").trim_start_matches("[[job.target]]\n"),
         cloud.sts.base_url(),
         cloud.entra.base_url()
-    ))
-    .expect("target parses");
-    let definition = serde_json::json!({ "name": "many", "target": [target] }).to_string();
+    );
+    for (from, to) in edits {
+        assert!(text.contains(from), "the stand-in's target has no `{from}`");
+        text = text.replace(from, to);
+    }
+    toml::from_str(&text).expect("target parses")
+}
+
+/// Records job `name` with `target` and `runs` runs of it that succeeded, each leaving one
+/// pending trigger; returns the run ids.
+pub async fn add_ended_runs(
+    store: &Store,
+    name: &str,
+    target: &runner::invoker::Target,
+    runs: usize,
+) -> Vec<i64> {
+    let definition = serde_json::json!({ "name": name, "target": [target] }).to_string();
     let job = store
-        .upsert_job("many", "@daily", "UTC", &definition)
+        .upsert_job(name, "@daily", "UTC", &definition)
         .await
         .unwrap();
+    let mut ids = Vec::new();
     for _ in 0..runs {
         let run = store
             .create_run(job, chrono::Utc::now(), Trigger::Manual)
@@ -54,8 +76,9 @@ async fn ended_runs(cloud: &Cloud, dir: &std::path::Path, runs: usize) -> Store 
             .finish_run(run, "succeeded", None, None, None)
             .await
             .unwrap();
+        ids.push(run);
     }
-    store
+    ids
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,9 +88,10 @@ async fn a_hundred_concurrent_triggers_share_one_token_exchange() {
     let store = ended_runs(&cloud, dir.path(), 100).await;
     let invoker: Arc<Invoker> = Invoker::with_aws(store.clone(), aws(&cloud).await).unwrap();
 
-    let attempts = invoker.deliver_due(None).await.unwrap();
+    let sent = invoker.deliver_due(None).await.unwrap();
 
-    assert_eq!(attempts, 100);
+    assert_eq!(sent.attempted, 100);
+    assert_eq!(sent.failed, 0);
     assert_eq!(cloud.function.effective_calls().len(), 100);
     assert_eq!(cloud.sts.calls(), 1);
     assert_eq!(cloud.entra.token_issues(), 1);

@@ -14,6 +14,7 @@ mod history;
 mod host;
 mod hostile;
 mod invoker;
+mod invoker_batch;
 mod invoker_guards;
 mod invoker_tokens;
 mod isolation;

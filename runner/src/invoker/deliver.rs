@@ -10,7 +10,7 @@ use chrono::Utc;
 use tracing::{info, warn};
 
 use super::Invoker;
-use super::failure::{FEW_TIMES, Failure, Retry, function_status, retry_after};
+use super::failure::{Failure, Retry, function_status, retry_after};
 use super::outbox::{Attempt, Claimed, Settle};
 use super::target::{Target, check_url, loopback_guard};
 use super::token::{Provenance, without_url};
@@ -69,14 +69,12 @@ pub async fn attempt(invoker: &Invoker, claimed: &Claimed) -> (Vec<Attempt>, Set
     }
 }
 
-/// Retry or give up, and when.
+/// Retry or give up, and when. Every retryable failure waits the same backoff (or the
+/// function's `Retry-After`) and stops when the next attempt would come after the trigger's
+/// `max_age_secs`; a failure retried only [`Retry::Within`] a window stops at the window's
+/// end if that comes first, and is then recorded under its own code.
 fn decide(claimed: &Claimed, target: &Target, number: i64, failure: &Failure) -> Settle {
-    let give_up = match failure.retry {
-        Retry::Never => true,
-        Retry::AFewTimes => number >= FEW_TIMES,
-        Retry::Backoff | Retry::After(_) => false,
-    };
-    if give_up {
+    if failure.retry == Retry::Never {
         return Settle::Failed(failure.code.clone(), failure.meaning.clone());
     }
     let delay = match failure.retry {
@@ -87,6 +85,20 @@ fn decide(claimed: &Claimed, target: &Target, number: i64, failure: &Failure) ->
     let created = chrono::DateTime::parse_from_rfc3339(&claimed.created_at)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_else(|_| Utc::now());
+    if let Retry::Within(window) = failure.retry
+        && next > created + chrono::Duration::from_std(window).unwrap_or_default()
+        && window.as_secs() < target.max_age_secs
+    {
+        return Settle::Failed(
+            failure.code.clone(),
+            format!(
+                "{}; still refused {} min after the run ended, longer than a new credential \
+                 takes to propagate",
+                failure.meaning,
+                window.as_secs() / 60
+            ),
+        );
+    }
     if next > created + chrono::Duration::seconds(target.max_age_secs as i64) {
         return Settle::Failed(
             "max-age".to_string(),
@@ -284,6 +296,72 @@ mod tests {
         let third = backoff(500, 3);
         assert!(third >= Duration::from_millis(2000) && third <= Duration::from_millis(2400));
         assert!(backoff(500, 30) <= Duration::from_secs(72));
+    }
+
+    fn claimed(age: chrono::Duration) -> Claimed {
+        Claimed {
+            id: 1,
+            run_id: 1,
+            target_name: "downstream".to_string(),
+            target: String::new(),
+            payload: String::new(),
+            idempotency_key: "key".to_string(),
+            trace_id: "0af7651916cd43dd8448eb211c80319c".to_string(),
+            attempts: 0,
+            created_at: crate::store::time_text(Utc::now() - age),
+        }
+    }
+
+    fn target(max_age_secs: u64) -> Target {
+        toml::from_str(&format!(
+            "function_url = \"https://f.example/api/f\"\ntenant_id = \"t\"\n\
+             client_id = \"c\"\nresource = \"api://r\"\nsts_region = \"eu-west-1\"\n\
+             max_age_secs = {max_age_secs}\n"
+        ))
+        .expect("target parses")
+    }
+
+    #[test]
+    fn a_propagating_credential_is_retried_with_backoff_well_past_four_attempts() {
+        let refused = crate::invoker::failure::entra_error(Some(70021), 400, "");
+        let young = claimed(chrono::Duration::minutes(2));
+        // Four attempts used to be the end, a few seconds after the run.
+        for number in [1, 4, 8] {
+            let settle = decide(&young, &target(86_400), number, &refused);
+            assert!(matches!(settle, Settle::RetryAt(_)), "{number}: {settle:?}");
+        }
+    }
+
+    #[test]
+    fn a_credential_still_refused_after_the_window_is_recorded_under_its_own_code() {
+        let refused = crate::invoker::failure::entra_error(Some(70021), 400, "");
+        let old = claimed(chrono::Duration::minutes(16));
+        match decide(&old, &target(86_400), 12, &refused) {
+            Settle::Failed(code, meaning) => {
+                assert_eq!(code, "AADSTS70021");
+                assert!(meaning.contains("still refused 15 min after"), "{meaning}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A shorter max age ends it first, as for any retryable failure.
+        let settle = decide(
+            &claimed(chrono::Duration::minutes(5)),
+            &target(60),
+            9,
+            &refused,
+        );
+        assert!(matches!(settle, Settle::Failed(code, _) if code == "max-age"));
+    }
+
+    #[test]
+    fn an_unreachable_issuer_is_retried_up_to_the_max_age_like_an_outage() {
+        let unreachable = crate::invoker::failure::entra_error(Some(50166), 401, "");
+        let day_old = claimed(chrono::Duration::hours(20));
+        let settle = decide(&day_old, &target(86_400), 30, &unreachable);
+        assert!(matches!(settle, Settle::RetryAt(_)), "{settle:?}");
+        let past = claimed(chrono::Duration::hours(25));
+        let settle = decide(&past, &target(86_400), 31, &unreachable);
+        assert!(matches!(settle, Settle::Failed(code, _) if code == "max-age"));
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub enum Retry {
     Backoff,
     /// Try again, not before this long (a `Retry-After`).
     After(Duration),
-    /// Try again, but only a few times: the setup may still be propagating.
-    AFewTimes,
+    /// Try again after the usual backoff, but only while the trigger is younger than this:
+    /// the setup may still be propagating, and past that it is simply wrong.
+    Within(Duration),
     /// Never: the setup is wrong and a person has to fix it.
     Never,
 }
@@ -52,8 +53,10 @@ impl Failure {
     }
 }
 
-/// How many attempts a "retry a few times" failure gets before it counts as permanent.
-pub const FEW_TIMES: i64 = 4;
+/// How long after a run ended a trigger refused with `AADSTS70021` is still retried. A new
+/// federated credential takes "a few minutes" to be honoured (`shared/CLOUD.md`); a refusal
+/// still there after a quarter of an hour is a credential that does not match.
+pub const PROPAGATION: Duration = Duration::from_secs(15 * 60);
 
 /// Classifies an Entra error by its `AADSTS` code.
 pub fn entra_error(code: Option<u64>, status: u16, description: &str) -> Failure {
@@ -71,7 +74,7 @@ pub fn entra_error(code: Option<u64>, status: u16, description: &str) -> Failure
     let name = format!("AADSTS{code}");
     let (retry, meaning) = match code {
         70021 => (
-            Retry::AFewTimes,
+            Retry::Within(PROPAGATION),
             "no federated identity credential on the app matches the assertion's issuer, \
              subject and audience (a credential created minutes ago may still be propagating)",
         ),
@@ -109,8 +112,10 @@ pub fn entra_error(code: Option<u64>, status: u16, description: &str) -> Failure
             Retry::Never,
             "the assertion's signature does not verify against the issuer's JWKS",
         ),
+        // An outage between Entra and the AWS issuer, not a setting anyone can fix: retried
+        // like any other outage, for up to `max_age_secs`.
         50166 => (
-            Retry::AFewTimes,
+            Retry::Backoff,
             "Entra could not fetch the issuer's discovery document or JWKS",
         ),
         700016 => (
@@ -220,7 +225,11 @@ mod tests {
         assert_eq!(f.code, "AADSTS700213");
         assert_eq!(f.retry, Retry::Never);
         assert!(f.meaning.contains("role's ARN"));
-        assert_eq!(entra_error(Some(70021), 400, "").retry, Retry::AFewTimes);
+        assert_eq!(
+            entra_error(Some(70021), 400, "").retry,
+            Retry::Within(PROPAGATION)
+        );
+        assert_eq!(entra_error(Some(50166), 401, "").retry, Retry::Backoff);
         assert_eq!(entra_error(None, 503, "").retry, Retry::Backoff);
     }
 

@@ -38,6 +38,8 @@ use crate::store::Store;
 const CONCURRENCY: i64 = 32;
 /// How often an idle worker looks for new triggers.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long a settled trigger may wait for others to be recorded with it.
+const RECORD_WITHIN: Duration = Duration::from_millis(200);
 
 /// The delivery worker's shared state: the store, the HTTP client and the token cache.
 pub struct Invoker {
@@ -46,11 +48,22 @@ pub struct Invoker {
     tokens: token::Tokens,
 }
 
+/// What one pass over the due triggers did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Triggers attempted (an attempt may be two calls, after a refused token).
+    pub attempted: usize,
+    /// Of those, the ones given up for good (recorded `failed`).
+    pub failed: usize,
+}
+
 /// How a drain ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
     /// Triggers still pending (waiting for a retry) when it stopped.
     pub pending: i64,
+    /// Triggers this drain gave up on for good.
+    pub failed: usize,
 }
 
 impl Invoker {
@@ -81,26 +94,56 @@ impl Invoker {
     }
 
     /// Sends the triggers due now (of `run_id`, or all), at most [`CONCURRENCY`] at a time;
-    /// returns how many attempts were made.
-    pub async fn deliver_due(self: &Arc<Self>, run_id: Option<i64>) -> anyhow::Result<usize> {
+    /// returns how many triggers were attempted and how many of them failed for good.
+    ///
+    /// Outcomes are recorded in groups, one transaction each: whatever has settled when the
+    /// first unrecorded outcome is [`RECORD_WITHIN`] old, or the whole batch once its last
+    /// call returns. A transaction per trigger cost more than the call itself.
+    pub async fn deliver_due(self: &Arc<Self>, run_id: Option<i64>) -> anyhow::Result<Sent> {
         let lease = chrono::Duration::seconds(300);
-        let mut sent = 0;
+        let mut sent = Sent::default();
         loop {
             let batch = outbox::claim(self.store.pool(), CONCURRENCY, lease, run_id).await?;
             if batch.is_empty() {
                 return Ok(sent);
             }
-            sent += batch.len();
+            sent.attempted += batch.len();
             let mut tasks = JoinSet::new();
             for claimed in batch {
                 let me = Arc::clone(self);
                 tasks.spawn(async move {
                     let (attempts, settle) = deliver::attempt(&me, &claimed).await;
-                    outbox::record(me.store.pool(), &claimed, &attempts, &settle).await
+                    outbox::Settled {
+                        claimed,
+                        attempts,
+                        settle,
+                    }
                 });
             }
-            while let Some(done) = tasks.join_next().await {
-                done??;
+            while let Some(first) = tasks.join_next().await {
+                let mut group = Vec::new();
+                let mut broken = None;
+                let mut take = |done: Result<outbox::Settled, tokio::task::JoinError>| match done {
+                    Ok(settled) => group.push(settled),
+                    Err(e) => broken = Some(e),
+                };
+                take(first);
+                let deadline = tokio::time::Instant::now() + RECORD_WITHIN;
+                while let Ok(Some(done)) =
+                    tokio::time::timeout_at(deadline, tasks.join_next()).await
+                {
+                    take(done);
+                }
+                sent.failed += group
+                    .iter()
+                    .filter(|s| matches!(s.settle, outbox::Settle::Failed(..)))
+                    .count();
+                // What settled is recorded even when a sibling task broke, so it is not sent
+                // again after the lease.
+                outbox::record(self.store.pool(), &group).await?;
+                if let Some(e) = broken {
+                    return Err(e.into());
+                }
             }
         }
     }
@@ -114,17 +157,18 @@ impl Invoker {
         cancel: &CancellationToken,
     ) -> anyhow::Result<Drained> {
         let deadline = tokio::time::Instant::now() + wait;
+        let mut failed = 0;
         loop {
-            self.deliver_due(run_id).await?;
+            failed += self.deliver_due(run_id).await?.failed;
             let (pending, next) = outbox::pending(self.store.pool(), run_id).await?;
             if pending == 0 || tokio::time::Instant::now() >= deadline {
-                return Ok(Drained { pending });
+                return Ok(Drained { pending, failed });
             }
             let pause = until(next.as_deref()).min(IDLE_POLL * 4);
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = tokio::time::sleep_until(deadline) => {}
-                () = cancel.cancelled() => return Ok(Drained { pending }),
+                () = cancel.cancelled() => return Ok(Drained { pending, failed }),
             }
         }
     }

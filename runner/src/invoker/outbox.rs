@@ -3,13 +3,16 @@
 //! [`enqueue`] runs inside the transaction that records a run's end, so a run that ended
 //! always has its triggers written, and a crash right after loses none. The targets come
 //! from the job definition recorded when the run started, so the run is triggered as it was
-//! configured. Workers claim due rows with a lease (compare-and-set on the claim columns),
-//! and a lease held by a process that no longer exists is taken over at once.
+//! configured. Workers claim due rows with a lease, in one statement for the whole batch,
+//! and a lease held by a process that no longer exists is taken over at once. Outcomes are
+//! recorded for many triggers at a time ([`record`]): every statement is a round trip to
+//! sqlx's worker thread, so the number of statements, not only of transactions, sets the
+//! pace.
 
 use std::path::Path;
 
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
 
 use super::target::Target;
 use crate::store::{now_text, time_text};
@@ -168,7 +171,29 @@ pub async fn enqueue(tx: &mut SqliteConnection, run_id: i64) -> Result<u64, sqlx
     Ok(written)
 }
 
+/// A row of `RETURNING id, run_id, target_name, target, payload, idempotency_key, trace_id,
+/// attempts, created_at`.
+fn claimed_row(r: &sqlx::sqlite::SqliteRow) -> Claimed {
+    Claimed {
+        id: r.get(0),
+        run_id: r.get(1),
+        target_name: r.get(2),
+        target: r.get(3),
+        payload: r.get(4),
+        idempotency_key: r.get(5),
+        trace_id: r.get(6),
+        attempts: r.get(7),
+        created_at: r.get(8),
+    }
+}
+
 /// Claims up to `limit` due triggers for this process, for `lease`.
+///
+/// Rows nobody holds (or whose lease ran out) are claimed by one `UPDATE ... RETURNING`:
+/// each statement is a round trip to sqlx's worker thread, and a statement per row used to
+/// cost more than the deliveries. Only when that leaves room are rows still leased to
+/// another process looked at, and those whose holder is gone taken over one by one, each
+/// with a compare-and-set on the claim columns.
 pub async fn claim(
     pool: &SqlitePool,
     limit: i64,
@@ -176,67 +201,71 @@ pub async fn claim(
     run_id: Option<i64>,
 ) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_text();
-    let rows = sqlx::query(
-        "SELECT id, run_id, target_name, target, payload, idempotency_key, trace_id, attempts,
-                created_at, claimed_until, claimed_by
-         FROM invoker_outbox
-         WHERE state = 'pending' AND next_attempt_at <= ?1 AND (?2 IS NULL OR run_id = ?2)
-         ORDER BY next_attempt_at, id LIMIT ?3",
-    )
-    .bind(&now)
-    .bind(run_id)
-    .bind(limit * 4)
-    .fetch_all(pool)
-    .await?;
     let me = std::process::id() as i64;
     let until = time_text(chrono::Utc::now() + lease);
-    let mut claimed = Vec::new();
-    // One write transaction for the whole batch: a commit per row would cost more than the
-    // deliveries themselves.
-    let mut tx = pool.begin().await?;
-    for r in rows {
-        if claimed.len() as i64 >= limit {
-            break;
-        }
-        let held_until: Option<String> = r.get(9);
-        let holder: Option<i64> = r.get(10);
-        let free = match (&held_until, holder) {
-            (None, _) => true,
-            (Some(t), _) if *t <= now => true,
-            (Some(_), Some(pid)) => pid != me && !process_alive(pid),
-            (Some(_), None) => true,
-        };
-        if !free {
-            continue;
-        }
-        let id: i64 = r.get(0);
-        let taken = sqlx::query(
-            "UPDATE invoker_outbox SET claimed_until = ?2, claimed_by = ?3
-             WHERE id = ?1 AND state = 'pending' AND claimed_until IS ?4 AND claimed_by IS ?5",
+    let mut conn = pool.acquire().await?;
+
+    let mut claimed: Vec<Claimed> = sqlx::query(
+        "UPDATE invoker_outbox SET claimed_until = ?2, claimed_by = ?3
+         WHERE id IN (
+             SELECT id FROM invoker_outbox
+             WHERE state = 'pending' AND next_attempt_at <= ?1 AND (?4 IS NULL OR run_id = ?4)
+                 AND (claimed_until IS NULL OR claimed_until <= ?1 OR claimed_by IS NULL)
+             ORDER BY next_attempt_at, id LIMIT ?5)
+         RETURNING id, run_id, target_name, target, payload, idempotency_key, trace_id,
+             attempts, created_at",
+    )
+    .bind(&now)
+    .bind(&until)
+    .bind(me)
+    .bind(run_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(claimed_row)
+    .collect();
+
+    let room = limit - claimed.len() as i64;
+    if room > 0 {
+        let held = sqlx::query(
+            "SELECT id, claimed_until, claimed_by FROM invoker_outbox
+             WHERE state = 'pending' AND next_attempt_at <= ?1 AND (?2 IS NULL OR run_id = ?2)
+                 AND claimed_until > ?1 AND claimed_by IS NOT NULL AND claimed_by != ?3
+             ORDER BY next_attempt_at, id LIMIT ?4",
         )
-        .bind(id)
-        .bind(&until)
+        .bind(&now)
+        .bind(run_id)
         .bind(me)
-        .bind(&held_until)
-        .bind(holder)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if taken == 1 {
-            claimed.push(Claimed {
-                id,
-                run_id: r.get(1),
-                target_name: r.get(2),
-                target: r.get(3),
-                payload: r.get(4),
-                idempotency_key: r.get(5),
-                trace_id: r.get(6),
-                attempts: r.get(7),
-                created_at: r.get(8),
-            });
+        .bind(room * 4)
+        .fetch_all(&mut *conn)
+        .await?;
+        for r in held {
+            if claimed.len() as i64 >= limit {
+                break;
+            }
+            let holder: i64 = r.get(2);
+            if process_alive(holder) {
+                continue;
+            }
+            let taken = sqlx::query(
+                "UPDATE invoker_outbox SET claimed_until = ?2, claimed_by = ?3
+                 WHERE id = ?1 AND state = 'pending' AND claimed_until IS ?4 AND claimed_by IS ?5
+                 RETURNING id, run_id, target_name, target, payload, idempotency_key,
+                     trace_id, attempts, created_at",
+            )
+            .bind(r.get::<i64, _>(0))
+            .bind(&until)
+            .bind(me)
+            .bind(r.get::<Option<String>, _>(1))
+            .bind(holder)
+            .fetch_optional(&mut *conn)
+            .await?;
+            claimed.extend(taken.as_ref().map(claimed_row));
         }
     }
-    tx.commit().await?;
+    // `RETURNING` gives no order; send the oldest first, as the claim chose them.
+    claimed.sort_by_key(|c| c.id);
     Ok(claimed)
 }
 
@@ -256,72 +285,105 @@ pub enum Settle {
     Failed(String, String),
 }
 
-/// Records `attempts` of the claimed trigger and how it stands, in one transaction.
-pub async fn record(
-    pool: &SqlitePool,
-    claimed: &Claimed,
-    attempts: &[Attempt],
-    settle: &Settle,
-) -> Result<(), sqlx::Error> {
+/// A claimed trigger after its attempt: what was tried and how it stands.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// The trigger.
+    pub claimed: Claimed,
+    /// The attempts made (two after a refused token).
+    pub attempts: Vec<Attempt>,
+    /// How it stands now.
+    pub settle: Settle,
+}
+
+/// Rows per multi-row statement: 19 parameters an audit row keeps this far under SQLite's
+/// 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Records the attempts of several settled triggers and how each stands, in one
+/// transaction of few statements (one multi-row `INSERT` of the audit rows and one
+/// multi-row `UPDATE` of the outbox per 500 rows), whatever their number.
+///
+/// Nothing here decides exactly-once delivery: a trigger sent but not yet recorded when the
+/// process dies is sent again with the same idempotency key, which the function treats as
+/// already done. Recording many at once only widens that window a little.
+pub async fn record(pool: &SqlitePool, settled: &[Settled]) -> Result<(), sqlx::Error> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    let now = now_text();
     let mut tx = pool.begin().await?;
-    for a in attempts {
-        sqlx::query(
+
+    let audit: Vec<(&Claimed, &Attempt)> = settled
+        .iter()
+        .flat_map(|s| s.attempts.iter().map(move |a| (&s.claimed, a)))
+        .collect();
+    for rows in audit.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT INTO invoker_attempts (outbox_id, run_id, target_name, attempt, started_at,
                  duration_ms, outcome, sts_request_id, jwt_sub, jwt_jti, jwt_exp,
                  entra_correlation_id, entra_trace_id, http_status, azure_request_id,
-                 azure_invocation_id, traceparent, error_code, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                 ?17, ?18, ?19)",
-        )
-        .bind(claimed.id)
-        .bind(claimed.run_id)
-        .bind(&claimed.target_name)
-        .bind(a.attempt)
-        .bind(&a.started_at)
-        .bind(a.duration_ms)
-        .bind(&a.outcome)
-        .bind(&a.sts_request_id)
-        .bind(&a.jwt_sub)
-        .bind(&a.jwt_jti)
-        .bind(&a.jwt_exp)
-        .bind(&a.entra_correlation_id)
-        .bind(&a.entra_trace_id)
-        .bind(a.http_status)
-        .bind(&a.azure_request_id)
-        .bind(&a.azure_invocation_id)
-        .bind(&a.traceparent)
-        .bind(&a.error_code)
-        .bind(&a.error)
-        .execute(&mut *tx)
-        .await?;
+                 azure_invocation_id, traceparent, error_code, error) ",
+        );
+        insert.push_values(rows, |mut row, (c, a)| {
+            row.push_bind(c.id)
+                .push_bind(c.run_id)
+                .push_bind(c.target_name.clone())
+                .push_bind(a.attempt)
+                .push_bind(a.started_at.clone())
+                .push_bind(a.duration_ms)
+                .push_bind(a.outcome.clone())
+                .push_bind(a.sts_request_id.clone())
+                .push_bind(a.jwt_sub.clone())
+                .push_bind(a.jwt_jti.clone())
+                .push_bind(a.jwt_exp.clone())
+                .push_bind(a.entra_correlation_id.clone())
+                .push_bind(a.entra_trace_id.clone())
+                .push_bind(a.http_status)
+                .push_bind(a.azure_request_id.clone())
+                .push_bind(a.azure_invocation_id.clone())
+                .push_bind(a.traceparent.clone())
+                .push_bind(a.error_code.clone())
+                .push_bind(a.error.clone());
+        });
+        // Each batch size is another SQL text: not worth a slot in the statement cache.
+        insert.build().persistent(false).execute(&mut *tx).await?;
     }
-    let count = attempts.len() as i64;
-    let now = now_text();
-    let (state, next, code, error) = match settle {
-        Settle::Delivered => ("delivered", now.clone(), None, None),
-        Settle::RetryAt(at) => ("pending", time_text(*at), None, None),
-        Settle::Failed(code, meaning) => (
-            "failed",
-            now.clone(),
-            Some(code.clone()),
-            Some(meaning.clone()),
-        ),
-    };
-    sqlx::query(
-        "UPDATE invoker_outbox SET state = ?2, attempts = attempts + ?3, next_attempt_at = ?4,
-             claimed_until = NULL, claimed_by = NULL, error_code = ?5, error = ?6,
-             finished_at = CASE WHEN ?2 = 'pending' THEN NULL ELSE ?7 END
-         WHERE id = ?1",
-    )
-    .bind(claimed.id)
-    .bind(state)
-    .bind(count)
-    .bind(next)
-    .bind(code)
-    .bind(error)
-    .bind(&now)
-    .execute(&mut *tx)
-    .await?;
+
+    for rows in settled.chunks(ROWS_PER_STATEMENT) {
+        let mut update = QueryBuilder::<Sqlite>::new(
+            "WITH s (id, state, tried, next_attempt_at, error_code, error) AS (",
+        );
+        update.push_values(rows, |mut row, s| {
+            let (state, next, code, error) = match &s.settle {
+                Settle::Delivered => ("delivered", now.clone(), None, None),
+                Settle::RetryAt(at) => ("pending", time_text(*at), None, None),
+                Settle::Failed(code, meaning) => (
+                    "failed",
+                    now.clone(),
+                    Some(code.clone()),
+                    Some(meaning.clone()),
+                ),
+            };
+            row.push_bind(s.claimed.id)
+                .push_bind(state)
+                .push_bind(s.attempts.len() as i64)
+                .push_bind(next)
+                .push_bind(code)
+                .push_bind(error);
+        });
+        update
+            .push(
+                ")
+             UPDATE invoker_outbox SET state = s.state, attempts = attempts + s.tried,
+                 next_attempt_at = s.next_attempt_at, claimed_until = NULL, claimed_by = NULL,
+                 error_code = s.error_code, error = s.error,
+                 finished_at = CASE WHEN s.state = 'pending' THEN NULL ELSE ",
+            )
+            .push_bind(now.clone())
+            .push(" END FROM s WHERE invoker_outbox.id = s.id");
+        update.build().persistent(false).execute(&mut *tx).await?;
+    }
     tx.commit().await
 }
 
