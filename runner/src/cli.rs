@@ -295,6 +295,7 @@ async fn prepare(cli: &Cli) -> Result<Runner, Failure> {
 
 async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Failure> {
     let runner = prepare(cli).await?;
+    tidy_dead_manual_runs(&runner.store).await?;
     let Some(job) = runner.file.job(job_name).cloned() else {
         let names: Vec<&str> = runner.file.jobs.iter().map(|j| j.name.as_str()).collect();
         return Err(bad_input(anyhow::anyhow!(
@@ -341,6 +342,22 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
     } else {
         0
     })
+}
+
+/// Marks the manual runs of killed `runner run` or `trigger` processes as interrupted
+/// (sending their failure triggers), so they do not read `running` until a `serve` starts.
+async fn tidy_dead_manual_runs(store: &Store) -> Result<(), Failure> {
+    let marked = store
+        .interrupt_dead_manual_runs("the runner process ended before the run finished")
+        .await
+        .map_err(|e| internal(e.into()))?;
+    if marked > 0 {
+        tracing::warn!(
+            runs = marked,
+            "marked manual runs left unfinished by a killed process as interrupted"
+        );
+    }
+    Ok(())
 }
 
 async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {

@@ -464,9 +464,28 @@ impl Store {
     /// marked.
     pub async fn interrupt_unfinished(&self, why: &str) -> Result<u64, StoreError> {
         let orphans = self.orphaned_runs().await?;
+        self.interrupt_runs(&orphans, why).await
+    }
+
+    /// Marks the manual runs (`runner run`, `runner trigger`) whose process is gone as
+    /// interrupted, so a killed `runner run` does not stay `running` until some `serve`
+    /// starts. Scheduled and backfill runs are left for `serve`, whose recovery may retry
+    /// them. Returns how many runs were marked.
+    pub async fn interrupt_dead_manual_runs(&self, why: &str) -> Result<u64, StoreError> {
+        let mut orphans = self.orphaned_runs().await?;
+        let manual: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE trigger = 'manual' AND status IN ('queued', 'running')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        orphans.retain(|id| manual.contains(id));
+        self.interrupt_runs(&orphans, why).await
+    }
+
+    async fn interrupt_runs(&self, orphans: &[i64], why: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let now = now_text();
-        for &run_id in &orphans {
+        for &run_id in orphans {
             sqlx::query(
                 "UPDATE steps SET status = 'interrupted', outcome = 'interrupted',
                      finished_at = ?2, error = ?3

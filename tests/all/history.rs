@@ -201,3 +201,70 @@ fn starting_serve_leaves_a_live_runs_run_alone_and_recovers_a_dead_ones() {
         .status();
     serve.wait().unwrap();
 }
+
+#[test]
+fn the_next_runner_run_marks_a_killed_runner_runs_run_interrupted_and_leaves_a_live_one() {
+    // Reported: a `runner run` killed with SIGKILL left its run `running` until some
+    // `serve` started.
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleeper = crate::support::plugin("hostile-sleep")
+        .display()
+        .to_string();
+    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }")
+        + &one_step_job("quick", &input, "csv-filter", DELAYED);
+    let path = scratch.job_file(&jobs);
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_runner"))
+            .arg("--config")
+            .arg(&path)
+            .args(["run", "slow"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let status_of = |id: i64| -> Option<String> {
+        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["run"]["status"].as_str().map(str::to_string)
+    };
+    let wait_running = |id: i64| {
+        let start = Instant::now();
+        while status_of(id).as_deref() != Some("running") {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "run {id} never started"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let mut live = spawn();
+    wait_running(1);
+    let mut killed = spawn();
+    wait_running(2);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(
+        status_of(2).as_deref(),
+        Some("running"),
+        "nothing has looked yet"
+    );
+
+    let out = scratch.runner(&["run", "quick"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(status_of(2).as_deref(), Some("interrupted"));
+    assert_eq!(
+        status_of(1).as_deref(),
+        Some("running"),
+        "its process is alive"
+    );
+    assert_eq!(status_of(3).as_deref(), Some("succeeded"));
+    let shown = scratch.show(2);
+    assert_eq!(shown["steps"][0]["outcome"], "interrupted");
+    live.kill().unwrap();
+    live.wait().unwrap();
+}

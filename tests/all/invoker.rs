@@ -432,9 +432,10 @@ async fn a_run_left_running_by_a_dead_process_triggers_its_failure_target_once_a
 async fn runner_deliver_exits_4_when_a_pending_trigger_runs_out_of_time() {
     let cloud = Cloud::start().await;
     let scratch = Scratch::new();
-    // More 500s than a three-second max age leaves attempts for (at 100 ms doubling).
-    cloud.function.inject(Fault::ServerError, 10);
-    flights_with_target(&cloud, &scratch, "max_age_secs = 3").await;
+    // More 500s than a five-second max age leaves attempts for (at 100 ms doubling); five
+    // seconds so that a slow `runner run` still exits while the trigger is pending.
+    cloud.function.inject(Fault::ServerError, 30);
+    flights_with_target(&cloud, &scratch, "max_age_secs = 5").await;
 
     let out = cloud
         .run(

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{Cli, Failure, bad_input, data_dir, internal, load_job_file, open_store, prepare};
+use super::{
+    Cli, Failure, bad_input, data_dir, internal, load_job_file, open_store, prepare,
+    tidy_dead_manual_runs,
+};
 use crate::config::{Job, JobFile};
 use crate::pipeline::Runner;
 use crate::schedule::Schedule;
@@ -67,6 +70,7 @@ pub async fn cmd_pause(cli: &Cli, name: &str, paused: bool) -> Result<u8, Failur
 /// `allow`.
 pub async fn cmd_trigger(cli: &Cli, name: &str) -> Result<u8, Failure> {
     let runner = prepare(cli).await?;
+    tidy_dead_manual_runs(&runner.store).await?;
     let job = find_job(&runner.file, name)?.clone();
     let id = job_id(&runner.store, &job).await?;
     let now = Utc::now();
