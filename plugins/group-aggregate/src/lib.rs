@@ -107,7 +107,8 @@ impl Default for Acc {
 pub struct Aggregator {
     config: Config,
     na: Vec<Vec<u8>>,
-    /// Groups by encoded key (see [`encode_key`]); sorted for output at write time.
+    /// Groups by key: the field itself for one group column, else encoded (see
+    /// [`encode_key`]); sorted for output at write time.
     groups: HashMap<Vec<u8>, Vec<Acc>, BuildHasherDefault<KeyHasher>>,
     rows_in: u64,
     na_total: u64,
@@ -184,13 +185,20 @@ impl Aggregator {
         let mut row = 0u64;
         while let Some(record) = reader.read(name)? {
             row += 1;
-            encode_key(&record, &keys, &mut key);
+            // One group column is its own key, looked up without copying it.
+            let lookup = match keys.as_slice() {
+                &[k] => record.get(k).unwrap_or_default(),
+                _ => {
+                    encode_key(&record, &keys, &mut key);
+                    key.as_slice()
+                }
+            };
             // Look up before inserting so the common case allocates nothing.
-            let accs = match self.groups.get_mut(key.as_slice()) {
+            let accs = match self.groups.get_mut(lookup) {
                 Some(accs) => accs,
                 None => self
                     .groups
-                    .entry(key.clone())
+                    .entry(lookup.to_vec())
                     .or_insert_with(|| vec![Acc::default(); values.len()]),
             };
             for (acc, (&v, agg)) in accs
@@ -247,7 +255,10 @@ impl Aggregator {
         let mut groups: Vec<(Vec<String>, &Vec<Acc>)> = self
             .groups
             .iter()
-            .map(|(k, accs)| (decode_key(k), accs))
+            .map(|(k, accs)| match self.config.group_by.len() {
+                1 => (vec![String::from_utf8_lossy(k).into_owned()], accs),
+                _ => (decode_key(k), accs),
+            })
             .collect();
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, accs) in groups {
@@ -276,23 +287,40 @@ fn encode_key(record: &Record<'_>, keys: &[usize], out: &mut Vec<u8>) {
     }
 }
 
-/// FNV-1a: group keys are a few bytes and come from the step's own input, so a short
-/// multiply-and-xor per byte beats the default SipHash, which guards against inputs
-/// chosen to collide (at worst such an input slows its own step down).
+/// A multiply-and-rotate hash taken a word at a time (the scheme of rustc's FxHasher):
+/// group keys are a few bytes from the step's own input, so a short hash beats the default
+/// SipHash, which guards against inputs chosen to collide (at worst such an input slows
+/// its own step down).
 #[derive(Default)]
 struct KeyHasher(u64);
 
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
 impl Hasher for KeyHasher {
+    #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("eight bytes")));
         }
-        self.0 = h;
+        // Byte by byte: a copy of a length unknown at compile time becomes a call out of
+        // the guest in WebAssembly.
+        let tail = words
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| word << 8 | u64::from(b));
+        self.add(tail);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
     }
 
     fn finish(&self) -> u64 {

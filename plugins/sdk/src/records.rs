@@ -23,9 +23,18 @@ const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 
 /// `0x80` in each byte of `word` that equals `byte`, `0` in every other byte. Exact (no
 /// carries between bytes), so every set bit is a real match.
+#[inline]
 fn matches(word: u64, byte: u8) -> u64 {
     let x = word ^ (ONES * byte as u64);
     !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+/// Like [`matches`] in two fewer operations, but only the lowest set bit is sure: a borrow
+/// out of a matching byte can set bits above it. Enough to find the first match.
+#[inline]
+fn first_match(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * byte as u64);
+    x.wrapping_sub(ONES) & !x & !LOW7
 }
 
 /// One record's fields.
@@ -251,87 +260,23 @@ impl<R: Read> Records<R> {
     /// ends before the line does (and more input may come); `Some(false)`: the line holds
     /// a quote or a carriage return not right before its `\n`.
     fn split_line(&mut self) -> Option<bool> {
-        self.ends.clear();
-        self.commas = 0;
-        let (start, end) = (self.start, self.end);
-        let mut i = start;
-        // Eight bytes at a time while a whole word is left.
-        while i + 8 <= end {
-            let word = u64::from_le_bytes(self.buf[i..i + 8].try_into().expect("eight bytes"));
-            let newline = matches(word, b'\n');
-            // Only the bytes before the line's end belong to it.
-            let mine = match newline {
-                0 => u64::MAX,
-                n => (n & n.wrapping_neg()) - 1,
-            };
-            let special = (matches(word, b'"') | matches(word, b'\r')) & mine;
-            if special != 0 {
-                let at = i + (special.trailing_zeros() / 8) as usize;
-                // `\r\n` ends a line like `\n` does; any other `\r` or `"` needs the csv crate.
-                let lone = self.buf[at] != b'\r' || special & (special - 1) != 0;
-                if !lone && at + 1 == end && !self.eof {
-                    return None;
-                }
-                if lone || at + 1 == end || self.buf[at + 1] != b'\n' {
-                    return Some(false);
-                }
-                self.note_commas(matches(word, b',') & ((1u64 << ((at - i) * 8)) - 1), i);
-                self.end_line(at);
-                return Some(true);
+        // The scan works on locals, which the compilers keep in registers; fields of
+        // `self` would be reloaded after every store into `ends`.
+        let mut ends = std::mem::take(&mut self.ends);
+        ends.clear();
+        let mut commas = 0;
+        let bytes = &self.buf[self.start..self.end];
+        let scanned = scan(bytes, self.eof, self.keep, &mut ends, &mut commas);
+        self.ends = ends;
+        self.commas = commas;
+        match scanned {
+            Scan::Line(len) => {
+                self.line_len = Some(len);
+                Some(true)
             }
-            self.note_commas(matches(word, b',') & mine, i);
-            if newline != 0 {
-                self.end_line(i + (newline.trailing_zeros() / 8) as usize);
-                return Some(true);
-            }
-            i += 8;
+            Scan::Csv => Some(false),
+            Scan::More => None,
         }
-        // The last few bytes one at a time.
-        while i < end {
-            match self.buf[i] {
-                b',' => self.note_commas(1, i),
-                b'\n' => {
-                    self.end_line(i);
-                    return Some(true);
-                }
-                b'\r' if i + 1 < end && self.buf[i + 1] == b'\n' => {
-                    self.end_line(i);
-                    return Some(true);
-                }
-                b'\r' if i + 1 == end && !self.eof => return None,
-                b'"' | b'\r' => return Some(false),
-                _ => {}
-            }
-            i += 1;
-        }
-        if self.eof {
-            // The last line, without a terminator.
-            self.end_line(end);
-            return Some(true);
-        }
-        None
-    }
-
-    /// Counts the commas marked in `mask` (`0x80` per comma byte of the word at `at`,
-    /// or `1` for one comma at `at`) and notes where fields end while they are kept.
-    #[inline]
-    fn note_commas(&mut self, mut mask: u64, at: usize) {
-        self.commas += mask.count_ones() as usize;
-        while mask != 0 && self.ends.len() < self.keep {
-            self.ends
-                .push(at - self.start + (mask.trailing_zeros() / 8) as usize);
-            mask &= mask - 1;
-        }
-    }
-
-    /// Ends the current line at `at`, where its terminator (or the input) starts.
-    #[inline]
-    fn end_line(&mut self, at: usize) {
-        let len = at - self.start;
-        if self.ends.len() < self.keep {
-            self.ends.push(len);
-        }
-        self.line_len = Some(len);
     }
 
     /// Moves the unread bytes to the front and reads more after them, growing the buffer
@@ -379,6 +324,89 @@ impl<R: Read> Records<R> {
         });
         self.buf = Vec::new();
     }
+}
+
+/// What [`scan`] found at the start of its bytes.
+enum Scan {
+    /// A plain line of this length (without its terminator).
+    Line(usize),
+    /// A line that needs the `csv` crate.
+    Csv,
+    /// The bytes end before the line does.
+    More,
+}
+
+/// Finds the end of the line at the start of `bytes` and the commas in it: their count in
+/// `commas`, the ends of the first `keep` fields in `ends`.
+fn scan(bytes: &[u8], eof: bool, keep: usize, ends: &mut Vec<usize>, commas: &mut usize) -> Scan {
+    // Counts the commas marked in `mask` (`0x80` per comma byte of the word at `at`, or
+    // `1` for one comma at `at`) and notes where fields end while they are kept.
+    let mut note = |mut mask: u64, at: usize, ends: &mut Vec<usize>| {
+        *commas += mask.count_ones() as usize;
+        while mask != 0 && ends.len() < keep {
+            ends.push(at + (mask.trailing_zeros() / 8) as usize);
+            mask &= mask - 1;
+        }
+    };
+    let line = |len: usize, ends: &mut Vec<usize>| {
+        if ends.len() < keep {
+            ends.push(len);
+        }
+        Scan::Line(len)
+    };
+    let end = bytes.len();
+    let mut i = 0;
+    // Eight bytes at a time while a whole word is left.
+    for word in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+        let newline = first_match(word, b'\n');
+        // Only the bytes before the line's end belong to it.
+        let mine = match newline {
+            0 => u64::MAX,
+            n => (n & n.wrapping_neg()) - 1,
+        };
+        // Stray bits can only sit above a real quote or `\r`, so the lowest one is real.
+        let special = (first_match(word, b'"') | first_match(word, b'\r')) & mine;
+        if special != 0 {
+            let at = i + (special.trailing_zeros() / 8) as usize;
+            // `\r\n` ends a line like `\n` does; any other `\r` or `"` needs the csv crate.
+            let lone = bytes[at] != b'\r' || special & (special - 1) != 0;
+            if !lone && at + 1 == end && !eof {
+                return Scan::More;
+            }
+            if lone || at + 1 == end || bytes[at + 1] != b'\n' {
+                return Scan::Csv;
+            }
+            note(
+                matches(word, b',') & ((1u64 << ((at - i) * 8)) - 1),
+                i,
+                ends,
+            );
+            return line(at, ends);
+        }
+        note(matches(word, b',') & mine, i, ends);
+        if newline != 0 {
+            return line(i + (newline.trailing_zeros() / 8) as usize, ends);
+        }
+        i += 8;
+    }
+    // The last few bytes one at a time.
+    while i < end {
+        match bytes[i] {
+            b',' => note(1, i, ends),
+            b'\n' => return line(i, ends),
+            b'\r' if i + 1 < end && bytes[i + 1] == b'\n' => return line(i, ends),
+            b'\r' if i + 1 == end && !eof => return Scan::More,
+            b'"' | b'\r' => return Scan::Csv,
+            _ => {}
+        }
+        i += 1;
+    }
+    if eof {
+        // The last line, without a terminator.
+        return line(end, ends);
+    }
+    Scan::More
 }
 
 #[inline]
