@@ -1,12 +1,12 @@
 //! How the sandbox places a guest: fuel is metered only for steps with a budget, and a
-//! guest that runs on a thread of its own (its input holds only regular files) still
-//! stops when the runner gives up on it.
+//! guest that runs on a thread of its own (its input is regular files of at least
+//! `INLINE_IO_MIN_BYTES`) still stops at its deadline and when the runner gives up on it.
 
 use std::path::Path;
 
 use runner::sandbox::{
-    EngineOptions, Limits, Outcome, Plugin, Sandbox, SandboxOptions, StepInput, StepReport,
-    bindings,
+    EngineOptions, INLINE_IO_MIN_BYTES, Limits, Outcome, Plugin, Sandbox, SandboxOptions,
+    StepInput, StepReport, bindings,
 };
 
 use crate::support::plugin;
@@ -28,11 +28,32 @@ fn context(config: &str) -> bindings::RunContext {
 /// Runs `plugin` with `config` and `limits` over an input directory holding one small
 /// regular file, into a fresh output directory.
 async fn run(sandbox: &Sandbox, plugin: &Plugin, config: &str, limits: &Limits) -> StepReport {
+    run_over(sandbox, plugin, config, limits, b"x\n1\n").await
+}
+
+/// The same over an input file large enough for the guest to get a thread of its own.
+async fn run_on_thread(
+    sandbox: &Sandbox,
+    plugin: &Plugin,
+    config: &str,
+    limits: &Limits,
+) -> StepReport {
+    let big = "x\n1\n".repeat(INLINE_IO_MIN_BYTES as usize / 4 + 1);
+    run_over(sandbox, plugin, config, limits, big.as_bytes()).await
+}
+
+async fn run_over(
+    sandbox: &Sandbox,
+    plugin: &Plugin,
+    config: &str,
+    limits: &Limits,
+    data: &[u8],
+) -> StepReport {
     let dir = tempfile::tempdir().unwrap();
     let (input, output) = (dir.path().join("in"), dir.path().join("out"));
     std::fs::create_dir_all(&input).unwrap();
     std::fs::create_dir_all(&output).unwrap();
-    std::fs::write(input.join("data.csv"), "x\n1\n").unwrap();
+    std::fs::write(input.join("data.csv"), data).unwrap();
     sandbox
         .run(plugin, step(config, &input, &output, limits))
         .await
@@ -110,7 +131,7 @@ async fn dropping_a_running_step_stops_its_guest_on_its_thread_and_frees_its_slo
     // The runner stopping drops the step's future, as this timeout does.
     let dropped = tokio::time::timeout(
         std::time::Duration::from_millis(300),
-        run(&sandbox, &spin, "{}", &an_hour),
+        run_on_thread(&sandbox, &spin, "{}", &an_hour),
     )
     .await;
     assert!(dropped.is_err(), "an endless loop returned: {dropped:?}");
@@ -127,4 +148,34 @@ async fn dropping_a_running_step_stops_its_guest_on_its_thread_and_frees_its_slo
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     panic!("the dropped guest still holds the only slot: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_on_its_own_thread_is_stopped_at_its_deadline_in_a_sleep_and_in_a_loop() {
+    let sandbox = Sandbox::new().unwrap();
+    let short = Limits {
+        timeout_secs: Some(0.3),
+        ..Limits::default()
+    };
+    let sleeper = sandbox.load(&plugin("hostile-sleep"), None).await.unwrap();
+    let spin = sandbox.load(&plugin("hostile-loop"), None).await.unwrap();
+    for (what, plugin, config) in [
+        ("sleep", &sleeper, r#"{"seconds": 3600}"#),
+        ("loop", &spin, "{}"),
+    ] {
+        let report = run_on_thread(&sandbox, plugin, config, &short).await;
+        assert_eq!(
+            report.outcome,
+            Outcome::Timeout,
+            "{what}: {:?}",
+            report.error
+        );
+        assert_eq!(report.error.as_deref(), Some("deadline of 0.300 s passed"));
+        // Ended by the deadline, not by the hour passing or the loop ending.
+        assert!(
+            report.duration.as_secs() < 60,
+            "{what}: {:?}",
+            report.duration
+        );
+    }
 }

@@ -41,7 +41,7 @@ pub use limits::{
 };
 pub use outcome::{Outcome, StepReport, StepSummary};
 pub use plugin::{Plugin, PluginError};
-pub use run::StepInput;
+pub use run::{INLINE_IO_MIN_BYTES, StepInput};
 
 use bindings::{Step, StepPre};
 use cache::CompileCache;

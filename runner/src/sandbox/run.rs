@@ -6,12 +6,14 @@
 //! returns) executes no wasm, so the whole call is also raced against a timer and its
 //! future dropped when the timer wins, which cancels the pending host work.
 //!
-//! Where the guest runs: when its input holds nothing but regular files, on a thread of
-//! tokio's blocking pool, with its file reads and writes done inline on that thread (a
-//! hand-off to another thread per read cost more than the read). Otherwise (a FIFO, a
-//! device, a link or a directory in the input, any of which could block a read without
-//! end) on the caller's task, with every file call handed to the blocking pool, where a
-//! call that never returns is abandoned when its future is dropped.
+//! Where the guest runs: when its input holds nothing but regular files, at least
+//! [`INLINE_IO_MIN_BYTES`] of them, on a thread of tokio's blocking pool, with its file
+//! reads and writes done inline on that thread (a hand-off to another thread per read
+//! costs more than the read). Otherwise on the caller's task, with every file call handed
+//! to the blocking pool, where a call that never returns is abandoned when its future is
+//! dropped: a FIFO, a device, a link or a directory in the input could block a read
+//! without end, and for a small input moving the guest to a thread costs more than the
+//! hand-offs it saves.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +32,12 @@ use super::plugin::Plugin;
 use super::quota::{CHECK_EVERY_TICKS, Quota};
 use super::verdict::{self, Observed};
 use super::{EngineKey, GUEST_INPUT_DIR, GUEST_OUTPUT_DIR, Limits, Sandbox, bindings};
+
+/// The input size from which a guest gets a thread of its own with inline file calls.
+/// Moving a step onto a blocking-pool thread and back costs about as much as a few
+/// hand-offs of a 64 KiB read (wasmtime-wasi's largest) to that pool, measured on a no-op
+/// step and on `group-aggregate` (`docs/benchmarks.md`).
+pub const INLINE_IO_MIN_BYTES: u64 = 1 << 20;
 
 /// The state of one step's store.
 pub struct StepState {
@@ -129,15 +137,16 @@ impl Sandbox {
         let mut context = input.context;
         context.input_dir = GUEST_INPUT_DIR.to_string();
         context.output_dir = GUEST_OUTPUT_DIR.to_string();
-        let only_files;
-        (context.inputs, only_files) = match list_inputs(input.input_dir) {
+        let listed;
+        (context.inputs, listed) = match list_inputs(input.input_dir) {
             Ok(listed) => listed,
             Err(e) => {
                 let msg = format!("cannot list input `{}`: {e}", input.input_dir.display());
                 return report(Outcome::LoadError, None, Some(msg));
             }
         };
-        let wasi = match wasi_context(input.input_dir, input.output_dir, &log, only_files) {
+        let inline_io = listed.only_files && listed.bytes >= INLINE_IO_MIN_BYTES;
+        let wasi = match wasi_context(input.input_dir, input.output_dir, &log, inline_io) {
             Ok(w) => w,
             Err(e) => return report(Outcome::LoadError, None, Some(format!("{e:#}"))),
         };
@@ -185,7 +194,7 @@ impl Sandbox {
             timeout,
             abandoned: abandoned.clone(),
         };
-        let ended = if only_files {
+        let ended = if inline_io {
             // Dropping this future (the runner stopping) stops the guest on its thread too.
             let _abandon = abandoned.drop_guard();
             let runtime = tokio::runtime::Handle::current();
@@ -323,21 +332,33 @@ fn wasi_context(
     Ok(builder.build())
 }
 
-/// Sorted names of the regular files in a directory, and whether it holds nothing else
-/// (links are not followed: a link counts as something else).
-fn list_inputs(dir: &Path) -> std::io::Result<(Vec<String>, bool)> {
+/// What the input directory holds besides its files' names.
+#[derive(Debug, PartialEq, Eq)]
+struct Listed {
+    /// Nothing but regular files (links are not followed: a link is something else).
+    only_files: bool,
+    /// The regular files' total length.
+    bytes: u64,
+}
+
+/// Sorted names of the regular files in a directory, and what else it holds.
+fn list_inputs(dir: &Path) -> std::io::Result<(Vec<String>, Listed)> {
     let mut names = Vec::new();
-    let mut only_files = true;
+    let mut listed = Listed {
+        only_files: true,
+        bytes: 0,
+    };
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
             names.push(entry.file_name().to_string_lossy().into_owned());
+            listed.bytes += entry.metadata()?.len();
         } else {
-            only_files = false;
+            listed.only_files = false;
         }
     }
     names.sort();
-    Ok((names, only_files))
+    Ok((names, listed))
 }
 
 #[cfg(test)]
@@ -349,15 +370,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("b.csv"), "x\n").unwrap();
         std::fs::write(dir.path().join("a.csv"), "x\n").unwrap();
-        let (names, only_files) = list_inputs(dir.path()).unwrap();
+        let (names, listed) = list_inputs(dir.path()).unwrap();
         assert_eq!(names, ["a.csv", "b.csv"]);
-        assert!(only_files);
+        assert_eq!(
+            listed,
+            Listed {
+                only_files: true,
+                bytes: 4
+            }
+        );
 
         // A directory could hold a FIFO: it keeps file calls off the guest's thread.
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let (names, only_files) = list_inputs(dir.path()).unwrap();
+        let (names, listed) = list_inputs(dir.path()).unwrap();
         assert_eq!(names, ["a.csv", "b.csv"]);
-        assert!(!only_files);
+        assert!(!listed.only_files);
     }
 
     #[cfg(unix)]
@@ -373,9 +400,9 @@ mod tests {
             } else {
                 std::os::unix::fs::symlink("a.csv", &path).unwrap();
             }
-            let (names, only_files) = list_inputs(dir.path()).unwrap();
+            let (names, listed) = list_inputs(dir.path()).unwrap();
             assert_eq!(names, ["a.csv"], "{planted}");
-            assert!(!only_files, "{planted}");
+            assert!(!listed.only_files, "{planted}");
         }
     }
 }
