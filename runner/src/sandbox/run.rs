@@ -204,7 +204,13 @@ impl Sandbox {
             // then left to finish that call, and the step is over for the runner.
             match tokio::time::timeout(timeout + EPOCH_TICK * 20, thread).await {
                 Ok(Ok(ended)) => ended,
-                Ok(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+                Ok(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // The only other way a blocking task ends unfinished: the runtime is
+                // shutting down, so the runner is stopping.
+                Ok(Err(_cancelled)) => {
+                    let msg = "the runner was stopped while the step ran".to_string();
+                    return report(Outcome::Interrupted, None, Some(msg));
+                }
                 Err(_stuck) => Ended {
                     result: None,
                     seen: Observed::default(),
