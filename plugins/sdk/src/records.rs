@@ -18,24 +18,9 @@ use std::path::Path;
 
 use crate::{StepError, io_error};
 
-const ONES: u64 = 0x0101_0101_0101_0101;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+mod scan;
 
-/// `0x80` in each byte of `word` that equals `byte`, `0` in every other byte. Exact (no
-/// carries between bytes), so every set bit is a real match.
-#[inline]
-fn matches(word: u64, byte: u8) -> u64 {
-    let x = word ^ (ONES * byte as u64);
-    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
-}
-
-/// Like [`matches`] in two fewer operations, but only the lowest set bit is sure: a borrow
-/// out of a matching byte can set bits above it. Enough to find the first match.
-#[inline]
-fn first_match(word: u64, byte: u8) -> u64 {
-    let x = word ^ (ONES * byte as u64);
-    x.wrapping_sub(ONES) & !x & !LOW7
-}
+use scan::{Scan, scan};
 
 /// One record's fields.
 pub struct Record<'a> {
@@ -324,89 +309,6 @@ impl<R: Read> Records<R> {
         });
         self.buf = Vec::new();
     }
-}
-
-/// What [`scan`] found at the start of its bytes.
-enum Scan {
-    /// A plain line of this length (without its terminator).
-    Line(usize),
-    /// A line that needs the `csv` crate.
-    Csv,
-    /// The bytes end before the line does.
-    More,
-}
-
-/// Finds the end of the line at the start of `bytes` and the commas in it: their count in
-/// `commas`, the ends of the first `keep` fields in `ends`.
-fn scan(bytes: &[u8], eof: bool, keep: usize, ends: &mut Vec<usize>, commas: &mut usize) -> Scan {
-    // Counts the commas marked in `mask` (`0x80` per comma byte of the word at `at`, or
-    // `1` for one comma at `at`) and notes where fields end while they are kept.
-    let mut note = |mut mask: u64, at: usize, ends: &mut Vec<usize>| {
-        *commas += mask.count_ones() as usize;
-        while mask != 0 && ends.len() < keep {
-            ends.push(at + (mask.trailing_zeros() / 8) as usize);
-            mask &= mask - 1;
-        }
-    };
-    let line = |len: usize, ends: &mut Vec<usize>| {
-        if ends.len() < keep {
-            ends.push(len);
-        }
-        Scan::Line(len)
-    };
-    let end = bytes.len();
-    let mut i = 0;
-    // Eight bytes at a time while a whole word is left.
-    for word in bytes.chunks_exact(8) {
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        let newline = first_match(word, b'\n');
-        // Only the bytes before the line's end belong to it.
-        let mine = match newline {
-            0 => u64::MAX,
-            n => (n & n.wrapping_neg()) - 1,
-        };
-        // Stray bits can only sit above a real quote or `\r`, so the lowest one is real.
-        let special = (first_match(word, b'"') | first_match(word, b'\r')) & mine;
-        if special != 0 {
-            let at = i + (special.trailing_zeros() / 8) as usize;
-            // `\r\n` ends a line like `\n` does; any other `\r` or `"` needs the csv crate.
-            let lone = bytes[at] != b'\r' || special & (special - 1) != 0;
-            if !lone && at + 1 == end && !eof {
-                return Scan::More;
-            }
-            if lone || at + 1 == end || bytes[at + 1] != b'\n' {
-                return Scan::Csv;
-            }
-            note(
-                matches(word, b',') & ((1u64 << ((at - i) * 8)) - 1),
-                i,
-                ends,
-            );
-            return line(at, ends);
-        }
-        note(matches(word, b',') & mine, i, ends);
-        if newline != 0 {
-            return line(i + (newline.trailing_zeros() / 8) as usize, ends);
-        }
-        i += 8;
-    }
-    // The last few bytes one at a time.
-    while i < end {
-        match bytes[i] {
-            b',' => note(1, i, ends),
-            b'\n' => return line(i, ends),
-            b'\r' if i + 1 < end && bytes[i + 1] == b'\n' => return line(i, ends),
-            b'\r' if i + 1 == end && !eof => return Scan::More,
-            b'"' | b'\r' => return Scan::Csv,
-            _ => {}
-        }
-        i += 1;
-    }
-    if eof {
-        // The last line, without a terminator.
-        return line(end, ends);
-    }
-    Scan::More
 }
 
 #[inline]
