@@ -21,6 +21,7 @@ mod isolation;
 mod limits;
 mod recovery;
 mod resume;
+mod sandbox;
 mod schedule;
 mod serve;
 mod store;

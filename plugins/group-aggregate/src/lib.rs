@@ -14,10 +14,12 @@
 //! output column. `count` counts the values present. Output rows are sorted by group key.
 //! Rows stream through; memory grows with the number of groups, not with the input.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{Read, Write};
 use std::path::Path;
 
+use runner_sdk::records::{Record, Records};
 use runner_sdk::{Guest, Metric, RunContext, StepError, Summary};
 use serde::Deserialize;
 
@@ -105,8 +107,9 @@ impl Default for Acc {
 pub struct Aggregator {
     config: Config,
     na: Vec<Vec<u8>>,
-    /// Groups by encoded key (see [`encode_key`]); sorted for output at write time.
-    groups: BTreeMap<Vec<u8>, Vec<Acc>>,
+    /// Groups by key: the field itself for one group column, else encoded (see
+    /// [`encode_key`]); sorted for output at write time.
+    groups: HashMap<Vec<u8>, Vec<Acc>, BuildHasherDefault<KeyHasher>>,
     rows_in: u64,
     na_total: u64,
 }
@@ -138,7 +141,7 @@ impl Aggregator {
         Ok(Aggregator {
             config,
             na,
-            groups: BTreeMap::new(),
+            groups: HashMap::default(),
             rows_in: 0,
             na_total: 0,
         })
@@ -161,13 +164,8 @@ impl Aggregator {
 
     /// Streams one CSV input (with a header line) into the groups. `name` names it in errors.
     pub fn feed(&mut self, input: impl Read, name: &Path) -> Result<(), StepError> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(input);
-        let headers = reader
-            .headers()
-            .map_err(|e| runner_sdk::csv_error(name, e))?
-            .clone();
+        let mut reader = Records::new(input);
+        let headers = reader.headers(name)?.clone();
         let keys = self
             .config
             .group_by
@@ -180,22 +178,27 @@ impl Aggregator {
             .iter()
             .map(|a| runner_sdk::column_index(&headers, &a.column, name))
             .collect::<Result<Vec<_>, _>>()?;
+        let last = keys.iter().chain(&values).max().copied().unwrap_or(0);
+        reader.keep_first(last + 1);
 
-        let mut record = csv::ByteRecord::new();
         let mut key: Vec<u8> = Vec::with_capacity(64);
         let mut row = 0u64;
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| runner_sdk::csv_error(name, e))?
-        {
+        while let Some(record) = reader.read(name)? {
             row += 1;
-            encode_key(&record, &keys, &mut key);
+            // One group column is its own key, looked up without copying it.
+            let lookup = match keys.as_slice() {
+                &[k] => record.get(k).unwrap_or_default(),
+                _ => {
+                    encode_key(&record, &keys, &mut key);
+                    key.as_slice()
+                }
+            };
             // Look up before inserting so the common case allocates nothing.
-            let accs = match self.groups.get_mut(key.as_slice()) {
+            let accs = match self.groups.get_mut(lookup) {
                 Some(accs) => accs,
                 None => self
                     .groups
-                    .entry(key.clone())
+                    .entry(lookup.to_vec())
                     .or_insert_with(|| vec![Acc::default(); values.len()]),
             };
             for (acc, (&v, agg)) in accs
@@ -203,7 +206,7 @@ impl Aggregator {
                 .zip(values.iter().zip(&self.config.aggregates))
             {
                 let cell = record.get(v).unwrap_or_default();
-                if self.na.iter().any(|m| m.as_slice() == cell) {
+                if self.na.iter().any(|m| same(m, cell)) {
                     acc.na += 1;
                     self.na_total += 1;
                     continue;
@@ -218,8 +221,14 @@ impl Aggregator {
                 })?;
                 acc.count += 1;
                 acc.sum += value;
-                acc.min = acc.min.min(value);
-                acc.max = acc.max.max(value);
+                // Compares rather than `f64::min`/`max`, which become calls to libm in
+                // WebAssembly; a NaN cell leaves both as they were, as those would.
+                if value < acc.min {
+                    acc.min = value;
+                }
+                if value > acc.max {
+                    acc.max = value;
+                }
             }
         }
         self.rows_in += row;
@@ -246,7 +255,10 @@ impl Aggregator {
         let mut groups: Vec<(Vec<String>, &Vec<Acc>)> = self
             .groups
             .iter()
-            .map(|(k, accs)| (decode_key(k), accs))
+            .map(|(k, accs)| match self.config.group_by.len() {
+                1 => (vec![String::from_utf8_lossy(k).into_owned()], accs),
+                _ => (decode_key(k), accs),
+            })
             .collect();
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, accs) in groups {
@@ -266,13 +278,60 @@ impl Aggregator {
 
 /// Encodes a row's key fields as length-prefixed bytes into `out`: unambiguous whatever the
 /// fields hold, and built without allocating once `out` has grown.
-fn encode_key(record: &csv::ByteRecord, keys: &[usize], out: &mut Vec<u8>) {
+fn encode_key(record: &Record<'_>, keys: &[usize], out: &mut Vec<u8>) {
     out.clear();
     for &k in keys {
         let field = record.get(k).unwrap_or_default();
         out.extend_from_slice(&(field.len() as u32).to_le_bytes());
         out.extend_from_slice(field);
     }
+}
+
+/// A multiply-and-rotate hash taken a word at a time (the scheme of rustc's FxHasher):
+/// group keys are a few bytes from the step's own input, so a short hash beats the default
+/// SipHash, which guards against inputs chosen to collide (at worst such an input slows
+/// its own step down).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for KeyHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.add(u64::from_le_bytes(word.try_into().expect("eight bytes")));
+        }
+        // Byte by byte: a copy of a length unknown at compile time becomes a call out of
+        // the guest in WebAssembly.
+        let tail = words
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| word << 8 | u64::from(b));
+        self.add(tail);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Byte equality that settles most unequal cells on their length and first byte, before
+/// any call to `memcmp` (a byte loop in WebAssembly).
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.first() == b.first() && a == b
 }
 
 /// The inverse of [`encode_key`], as text for output.
@@ -287,6 +346,18 @@ fn decode_key(mut key: &[u8]) -> Vec<String> {
 }
 
 fn parse_number(cell: &[u8]) -> Option<f64> {
+    // Most cells are whole numbers: read up to 15 digits directly (exact in an f64, so the
+    // same value the float parser gives) and leave everything else to it.
+    let (negative, digits) = match cell {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, cell),
+    };
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
+        return Some(if negative { -n } else { n });
+    }
     std::str::from_utf8(cell).ok()?.trim().parse().ok()
 }
 
@@ -320,7 +391,7 @@ impl Guest for Step {
         for name in runner_sdk::csv_inputs(&ctx, input.as_deref())? {
             let path = runner_sdk::input_path(&ctx, &name);
             let file = std::fs::File::open(&path).map_err(|e| runner_sdk::io_error(&path, e))?;
-            agg.feed(std::io::BufReader::with_capacity(256 * 1024, file), &path)?;
+            agg.feed(file, &path)?;
         }
         let path = runner_sdk::output_path(&ctx, &output_name);
         let file = std::fs::File::create(&path).map_err(|e| runner_sdk::io_error(&path, e))?;

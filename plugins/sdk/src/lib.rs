@@ -8,6 +8,8 @@
 // The bindings generated from the WIT contain the canonical-ABI glue, which is unsafe code.
 #![allow(unsafe_code)]
 
+pub mod records;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

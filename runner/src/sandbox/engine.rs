@@ -37,7 +37,9 @@ pub struct EngineOptions {
     /// Interrupt guests at their deadline through epochs. Only benchmarks switch it off,
     /// to measure what it costs; without it a computing guest can only be stopped by fuel.
     pub epoch_interruption: bool,
-    /// Count fuel so steps can have a CPU budget.
+    /// Let steps set a CPU budget. Only steps that set one run metered: wasmtime turns
+    /// fuel on per engine, so they get an engine of their own and every other step runs
+    /// on an engine without the fuel checks.
     pub fuel: bool,
 }
 
@@ -52,10 +54,15 @@ impl Default for EngineOptions {
     }
 }
 
-/// Builds the engine: pooling when it can be reserved, else on-demand.
-pub fn build(options: &EngineOptions, stack_kib: u64) -> anyhow::Result<(Engine, Allocator)> {
+/// Builds the engine: pooling when it can be reserved, else on-demand. With `metered`,
+/// guests count fuel.
+pub fn build(
+    options: &EngineOptions,
+    stack_kib: u64,
+    metered: bool,
+) -> anyhow::Result<(Engine, Allocator)> {
     if options.pooling {
-        let mut config = base_config(options, stack_kib);
+        let mut config = base_config(options, stack_kib, metered);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(options)));
         match Engine::new(&config) {
             Ok(engine) => return Ok((engine, Allocator::Pooling)),
@@ -66,15 +73,15 @@ pub fn build(options: &EngineOptions, stack_kib: u64) -> anyhow::Result<(Engine,
             ),
         }
     }
-    let engine = Engine::new(&base_config(options, stack_kib)).map_err(wasm_error)?;
+    let engine = Engine::new(&base_config(options, stack_kib, metered)).map_err(wasm_error)?;
     Ok((engine, Allocator::OnDemand))
 }
 
-fn base_config(options: &EngineOptions, stack_kib: u64) -> Config {
+fn base_config(options: &EngineOptions, stack_kib: u64, metered: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(options.epoch_interruption);
-    config.consume_fuel(options.fuel);
+    config.consume_fuel(metered);
     config.max_wasm_stack((stack_kib << 10) as usize);
     // The fiber a guest runs on must hold the wasm stack plus the host calls made from it.
     config.async_stack_size(((stack_kib << 10) + (1 << 20)) as usize);

@@ -41,7 +41,7 @@ pub use limits::{
 };
 pub use outcome::{Outcome, StepReport, StepSummary};
 pub use plugin::{Plugin, PluginError};
-pub use run::StepInput;
+pub use run::{INLINE_IO_MIN_BYTES, StepInput};
 
 use bindings::{Step, StepPre};
 use cache::CompileCache;
@@ -63,9 +63,27 @@ pub struct SandboxOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
+/// What tells engines apart: wasmtime fixes both the stack cap and fuel metering per
+/// engine, so each combination a step asks for gets an engine of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct EngineKey {
+    /// The wasm stack cap in KiB.
+    pub stack_kib: u64,
+    /// Whether guests count fuel: only for steps with a CPU budget, because the checks
+    /// cost every guest that runs metered.
+    pub metered: bool,
+}
+
+impl EngineKey {
+    /// The engine most steps use: the default stack cap, no fuel.
+    const DEFAULT: EngineKey = EngineKey {
+        stack_kib: DEFAULT_STACK_KIB,
+        metered: false,
+    };
+}
+
 /// One engine with its linker, its compiled plugins and its disk cache. Steps with the
-/// default stack cap share one; each other stack cap a job asks for gets one of its own,
-/// because wasmtime fixes the stack cap per engine.
+/// default stack cap and no fuel budget share one; see [`EngineKey`] for the others.
 struct EngineSet {
     engine: Engine,
     allocator: Allocator,
@@ -76,8 +94,8 @@ struct EngineSet {
 }
 
 impl EngineSet {
-    fn new(options: &SandboxOptions, stack_kib: u64) -> anyhow::Result<EngineSet> {
-        let (engine, allocator) = engine::build(&options.engine, stack_kib)?;
+    fn new(options: &SandboxOptions, key: EngineKey) -> anyhow::Result<EngineSet> {
+        let (engine, allocator) = engine::build(&options.engine, key.stack_kib, key.metered)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_error)?;
         Step::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(wasm_error)?;
@@ -102,7 +120,7 @@ impl EngineSet {
 /// The engines, linkers and compiled plugins of this process.
 pub struct Sandbox {
     options: SandboxOptions,
-    sets: Mutex<HashMap<u64, Arc<EngineSet>>>,
+    sets: Mutex<HashMap<EngineKey, Arc<EngineSet>>>,
     allocator: Allocator,
     compiled: Arc<AtomicU64>,
     cache_hits: Arc<AtomicU64>,
@@ -114,28 +132,28 @@ impl Sandbox {
         Sandbox::with_options(SandboxOptions::default())
     }
 
-    /// Builds the engine for the default stack cap (pooling allocator when the machine
-    /// allows it), its linker (WASI 0.2 and the runner's own imports) and compile cache,
-    /// and starts its epoch ticker.
+    /// Builds the engine for the default stack cap without fuel (pooling allocator when
+    /// the machine allows it), its linker (WASI 0.2 and the runner's own imports) and
+    /// compile cache, and starts its epoch ticker.
     pub fn with_options(options: SandboxOptions) -> anyhow::Result<Sandbox> {
-        let set = EngineSet::new(&options, DEFAULT_STACK_KIB)?;
+        let set = EngineSet::new(&options, EngineKey::DEFAULT)?;
         Ok(Sandbox {
             allocator: set.allocator,
-            sets: Mutex::new(HashMap::from([(DEFAULT_STACK_KIB, Arc::new(set))])),
+            sets: Mutex::new(HashMap::from([(EngineKey::DEFAULT, Arc::new(set))])),
             options,
             compiled: Arc::default(),
             cache_hits: Arc::default(),
         })
     }
 
-    /// The engine set for a stack cap, built on first use.
-    fn engine_set(&self, stack_kib: u64) -> anyhow::Result<Arc<EngineSet>> {
+    /// The engine set for a key, built on first use.
+    fn engine_set(&self, key: EngineKey) -> anyhow::Result<Arc<EngineSet>> {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(set) = sets.get(&stack_kib) {
+        if let Some(set) = sets.get(&key) {
             return Ok(set.clone());
         }
-        let set = Arc::new(EngineSet::new(&self.options, stack_kib)?);
-        sets.insert(stack_kib, set.clone());
+        let set = Arc::new(EngineSet::new(&self.options, key)?);
+        sets.insert(key, set.clone());
         Ok(set)
     }
 
@@ -153,25 +171,28 @@ impl Sandbox {
         self.allocator
     }
 
-    /// Loads a plugin for the default stack cap, compiling it unless a plugin with the same
-    /// digest is already loaded. With `pin`, refuses a file whose sha256 differs.
+    /// Loads a plugin for the default engine (default stack cap, no fuel), compiling it
+    /// unless a plugin with the same digest is already loaded. With `pin`, refuses a file
+    /// whose sha256 differs.
     pub async fn load(&self, path: &Path, pin: Option<&str>) -> Result<Arc<Plugin>, PluginError> {
-        self.load_with_stack(path, pin, DEFAULT_STACK_KIB).await
+        self.load_into(path, pin, EngineKey::DEFAULT).await
     }
 
-    /// Loads a plugin into the engine for a stack cap of `stack_kib`.
-    async fn load_with_stack(
+    /// Loads a plugin into the engine for `key`.
+    async fn load_into(
         &self,
         path: &Path,
         pin: Option<&str>,
-        stack_kib: u64,
+        key: EngineKey,
     ) -> Result<Arc<Plugin>, PluginError> {
-        let set = self
-            .engine_set(stack_kib)
-            .map_err(|e| PluginError::Compile {
-                path: path.to_path_buf(),
-                message: format!("no engine with a {stack_kib} KiB stack: {e:#}"),
-            })?;
+        let set = self.engine_set(key).map_err(|e| PluginError::Compile {
+            path: path.to_path_buf(),
+            message: format!(
+                "no engine with a {} KiB stack{}: {e:#}",
+                key.stack_kib,
+                if key.metered { " and fuel" } else { "" }
+            ),
+        })?;
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -241,7 +262,7 @@ impl Sandbox {
         let plugin = Arc::new(Plugin {
             path: path.to_path_buf(),
             sha256: sha256.clone(),
-            stack_kib,
+            engine_key: key,
             engine: set.engine.clone(),
             pre,
         });

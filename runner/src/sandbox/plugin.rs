@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::StepState;
 use super::bindings::StepPre;
+use super::{EngineKey, StepState};
 
 /// Why a plugin could not be loaded. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +74,8 @@ pub struct Plugin {
     pub path: PathBuf,
     /// Hex sha256 of the file's bytes.
     pub sha256: String,
-    /// The stack cap of the engine it was compiled for, in KiB.
-    pub(super) stack_kib: u64,
+    /// The engine it was compiled for.
+    pub(super) engine_key: EngineKey,
     pub(super) engine: wasmtime::Engine,
     pub(super) pre: StepPre<StepState>,
 }
