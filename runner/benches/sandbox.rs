@@ -53,11 +53,21 @@ fn context(config: &str) -> bindings::RunContext {
 }
 
 async fn run_step(sandbox: &Sandbox, plugin: &Plugin, dir: &Path, config: &str) -> StepReport {
+    run_step_with(sandbox, plugin, dir, config, &Limits::default()).await
+}
+
+async fn run_step_with(
+    sandbox: &Sandbox,
+    plugin: &Plugin,
+    dir: &Path,
+    config: &str,
+    limits: &Limits,
+) -> StepReport {
     let input = StepInput {
         context: context(config),
         input_dir: dir,
         output_dir: dir,
-        limits: &Limits::default(),
+        limits,
     };
     let report = sandbox.run(plugin, input).await;
     assert_eq!(report.outcome, Outcome::Succeeded, "{:?}", report.error);
@@ -335,21 +345,26 @@ async fn startup(scratch: &Path) {
     );
 }
 
-/// (c) A CPU-bound step with and without epoch interruption (the deadline) and fuel.
+/// (c) A CPU-bound step with and without epoch interruption (the deadline) and fuel (only
+/// a step with a budget is metered).
 async fn deadline_cost(scratch: &Path) {
     let dir = scratch.join("spin");
     std::fs::create_dir_all(&dir).unwrap();
+    let budget = Limits {
+        fuel: Some(1_000_000_000_000),
+        ..Limits::default()
+    };
     let variants = [
-        ("epochs + fuel (the default)", true, true),
-        ("epochs only", true, false),
-        ("neither", false, false),
+        ("epochs + a fuel budget", true, &budget),
+        ("epochs, no budget (default)", true, &Limits::default()),
+        ("neither", false, &Limits::default()),
     ];
     let mut sandboxes = Vec::new();
-    for (name, epoch_interruption, fuel) in variants {
+    for (name, epoch_interruption, limits) in variants {
         let sandbox = Sandbox::with_options(SandboxOptions {
             engine: EngineOptions {
                 epoch_interruption,
-                fuel,
+                fuel: epoch_interruption,
                 ..EngineOptions::default()
             },
             cache_dir: None,
@@ -359,20 +374,20 @@ async fn deadline_cost(scratch: &Path) {
             .load(&plugin_dir().join("hostile_loop.wasm"), None)
             .await
             .unwrap();
-        sandboxes.push((name, sandbox, plugin, Vec::new()));
+        sandboxes.push((name, sandbox, plugin, limits, Vec::new()));
     }
     let config = r#"{"iterations": 200000000}"#;
     for round in 0..=ROUNDS {
-        for (_, sandbox, plugin, times) in sandboxes.iter_mut() {
-            let report = run_step(sandbox, plugin, &dir, config).await;
+        for (_, sandbox, plugin, limits, times) in sandboxes.iter_mut() {
+            let report = run_step_with(sandbox, plugin, &dir, config, limits).await;
             if round > 0 {
                 times.push(report.duration.as_secs_f64());
             }
         }
     }
-    let base = median(sandboxes[2].3.clone());
+    let base = median(sandboxes[2].4.clone());
     println!("(c) CPU-bound step (hostile-loop, 2e8 xorshift rounds), median of {ROUNDS}:");
-    for (name, _, _, times) in sandboxes {
+    for (name, _, _, _, times) in sandboxes {
         let t = median(times);
         println!(
             "    {name:<28} {:>7.1} ms  ({:+.1}% against neither)",
