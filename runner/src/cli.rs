@@ -558,8 +558,19 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
                 "  log{}:",
                 if s.log_truncated { " (truncated)" } else { "" }
             );
+            // The log is the guest's own output: shown with its control characters
+            // (escape sequences, carriage returns) written out, so it cannot redraw the
+            // operator's terminal.
             for line in s.log.lines() {
-                println!("    {line}");
+                let mut shown = String::with_capacity(line.len());
+                for c in line.chars() {
+                    if c.is_control() && c != '\t' {
+                        shown.extend(c.escape_default());
+                    } else {
+                        shown.push(c);
+                    }
+                }
+                println!("    {shown}");
             }
         }
     }

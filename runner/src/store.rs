@@ -255,6 +255,18 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|e| open_err(e.into()))?;
+        // SQLite gives sqlx's migrator no lock, so two processes opening a new history at
+        // once would both apply the same migration; an exclusive lock on a file beside the
+        // database makes them take turns (it is released when `_lock` is dropped).
+        let lock_path = path.with_extension("db.migrate-lock");
+        let _lock = tokio::task::spawn_blocking(move || {
+            let file = std::fs::File::create(&lock_path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(|e| open_err(e.into()))?
+        .map_err(|e| open_err(e.into()))?;
         sqlx::migrate!("../migrations")
             .run(&pool)
             .await
@@ -613,11 +625,13 @@ impl Store {
     }
 }
 
-/// This process as recorded in `runs.owner`: boot id, pid and start time.
+/// This process as recorded in `runs.owner`: boot id, pid, start time and PID namespace.
 fn this_process() -> Option<String> {
-    process_id(std::process::id())
+    let ns = pid_namespace()?;
+    Some(format!("{}:{ns}", process_id(std::process::id())?))
 }
 
+/// `boot id:pid:start time` of a process as this process's `/proc` shows it.
 fn process_id(pid: u32) -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -628,13 +642,42 @@ fn process_id(pid: u32) -> Option<String> {
     Some(format!("{}:{pid}:{start}", boot.trim()))
 }
 
-/// Whether the process recorded as `owner` still runs. Unknown owners count as gone.
+/// The inode of this process's PID namespace (`/proc/self/ns/pid` reads `pid:[N]`).
+fn pid_namespace() -> Option<String> {
+    let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let text = link.to_string_lossy();
+    Some(
+        text.trim_start_matches("pid:[")
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
+/// Whether the process recorded as `owner` still runs. Unknown owners count as gone. A
+/// process of another PID namespace (a container sharing the data directory) cannot be
+/// looked up from here, so it counts as alive unless the machine has rebooted since: a
+/// run is never taken from a live process, at the cost of a dead one's run staying
+/// `running` until a runner in its own namespace starts.
 fn process_alive(owner: Option<&str>) -> bool {
     let Some(owner) = owner else { return false };
-    let Some(pid) = owner.split(':').nth(1).and_then(|p| p.parse::<u32>().ok()) else {
+    let parts: Vec<&str> = owner.split(':').collect();
+    let (Some(boot), Some(pid)) = (
+        parts.first(),
+        parts.get(1).and_then(|p| p.parse::<u32>().ok()),
+    ) else {
         return false;
     };
-    process_id(pid).as_deref() == Some(owner)
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok();
+    if this_boot.as_deref().map(str::trim) != Some(*boot) {
+        return false;
+    }
+    // Owners recorded before the namespace was part of them have three fields.
+    if let Some(ns) = parts.get(3)
+        && pid_namespace().as_deref() != Some(*ns)
+    {
+        return true;
+    }
+    process_id(pid).as_deref() == Some(parts[..3.min(parts.len())].join(":").as_str())
 }
 
 fn run_record(r: &sqlx::sqlite::SqliteRow) -> RunRecord {

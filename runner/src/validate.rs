@@ -125,6 +125,18 @@ pub async fn validate(
         }
         let mut step_names = HashSet::new();
         for name in job.steps.iter().filter_map(|s| s.name.as_deref()) {
+            // Step names become directory names under the run and lines of `runs`/`show`.
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                push(
+                    j,
+                    Some(name),
+                    "name",
+                    format!(
+                        "step name `{}` must be 1-128 bytes without control characters",
+                        name.escape_default()
+                    ),
+                );
+            }
             if !step_names.insert(name) {
                 push(
                     j,
@@ -161,6 +173,11 @@ pub async fn validate(
                     "sha256",
                     format!("`{pin}` is not 64 hexadecimal digits"),
                 );
+                // The plugin is still checked, without the pin.
+                let path = file.plugin_path(&spec.plugin, plugin_dir);
+                if let Err(e) = sandbox.load(&path, None).await {
+                    push(j, s, "plugin", e.to_string());
+                }
                 continue;
             }
             let path = file.plugin_path(&spec.plugin, plugin_dir);

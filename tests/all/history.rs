@@ -268,3 +268,122 @@ fn the_next_runner_run_marks_a_killed_runner_runs_run_interrupted_and_leaves_a_l
     live.kill().unwrap();
     live.wait().unwrap();
 }
+
+#[test]
+fn a_live_run_in_another_pid_namespace_is_left_alone() {
+    // Reported: a `runner run` inside its own PID namespace (a container sharing the data
+    // directory) records pid 1; another runner saw its own pid 1 with another start time,
+    // took the run for dead, marked it interrupted and sent its failure trigger.
+    // Needs `unshare` from util-linux and the right to make namespaces (root, as CI runs).
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleeper = crate::support::plugin("hostile-sleep")
+        .display()
+        .to_string();
+    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }")
+        + &one_step_job("quick", &input, "csv-filter", DELAYED);
+    let path = scratch.job_file(&jobs);
+    let mut contained = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config")
+        .arg(&path)
+        .args(["run", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("unshare (util-linux) runs");
+    let status_of = |id: i64| -> Option<String> {
+        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["run"]["status"].as_str().map(str::to_string)
+    };
+    let start = Instant::now();
+    while status_of(1).as_deref() != Some("running") {
+        assert!(
+            contained.try_wait().unwrap().is_none(),
+            "the runner in a new PID namespace ended early (can this user unshare?)"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "run 1 never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let out = scratch.runner(&["run", "quick"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(status_of(1).as_deref(), Some("running"));
+    assert_eq!(status_of(2).as_deref(), Some("succeeded"));
+    contained.kill().unwrap();
+    contained.wait().unwrap();
+}
+
+#[test]
+fn processes_opening_a_new_history_at_once_all_get_it() {
+    // Reported: processes started together on a new data directory raced on the schema
+    // migrations and some exited 3 with "duplicate column name" or "table already exists".
+    use std::process::{Command, Stdio};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let path = scratch.job_file(&one_step_job("a", &input, "csv-filter", DELAYED));
+    for round in 0..6 {
+        let data = scratch.path(&format!("data-{round}"));
+        let children: Vec<_> = (0..8)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_runner"))
+                    .arg("--config")
+                    .arg(&path)
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .args(["pause", "a"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn validate_refuses_odd_step_names_and_checks_a_badly_pinned_plugin_too() {
+    // Reported: empty, multi-line and 300-character step names passed `validate` (the last
+    // failed at run time with "File name too long"), and a malformed `sha256` hid that the
+    // same step's plugin did not exist.
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let named = |job: &str, name: &str| {
+        one_step_job(job, &input, "csv-filter", DELAYED).replace(
+            "[[job.step]]\n",
+            &format!("[[job.step]]\nname = \"{name}\"\n"),
+        )
+    };
+    let jobs = named("empty", "")
+        + &named("lines", "a\\nb")
+        + &named("long", &"x".repeat(300))
+        + &one_step_job("pinned", &input, "no-such-plugin", DELAYED)
+            .replace("[[job.step]]\n", "[[job.step]]\nsha256 = \"abc\"\n");
+    scratch.job_file(&jobs);
+    let out = scratch.runner(&["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for expected in [
+        "job `empty`, step ``, `name`: step name `` must be 1-128 bytes",
+        "`name`: step name `a\\nb` must be 1-128 bytes without control characters",
+        &format!("step name `{}` must be 1-128 bytes", "x".repeat(300)),
+        "job `pinned`, step `no-such-plugin`, `sha256`: `abc` is not 64 hexadecimal digits",
+        "job `pinned`, step `no-such-plugin`, `plugin`:",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+}

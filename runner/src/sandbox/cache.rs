@@ -80,16 +80,18 @@ impl CompileCache {
     /// logged, not returned.
     pub fn store(&self, sha256: &str, component: &Component) {
         let path = self.entry(sha256);
+        let tmp = self
+            .dir
+            .join(format!(".{sha256}.{}.tmp", std::process::id()));
         let write = || -> anyhow::Result<()> {
             let bytes = component.serialize().map_err(super::wasm_error)?;
-            let tmp = self
-                .dir
-                .join(format!(".{sha256}.{}.tmp", std::process::id()));
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, &path)?;
             Ok(())
         };
         if let Err(e) = write() {
+            // A half-written file (a full disk) would otherwise stay behind at every start.
+            let _ = std::fs::remove_file(&tmp);
             tracing::warn!(entry = %path.display(), error = %format!("{e:#}"), "cannot write compile-cache entry");
         }
     }

@@ -96,18 +96,55 @@ pub(super) fn timeout_message(timeout: Duration) -> String {
     format!("deadline of {:.3} s passed", timeout.as_secs_f64())
 }
 
+/// The most of a plugin's own error text the runner keeps.
+const MAX_GUEST_TEXT: usize = 4096;
+
+/// A plugin's text made fit for the history and a terminal: control characters (escape
+/// sequences, carriage returns, line breaks) written out as escapes, and at most
+/// [`MAX_GUEST_TEXT`] bytes, with a marker saying how much was cut.
+pub(super) fn plain(text: &str) -> String {
+    let cut = text.len() > MAX_GUEST_TEXT;
+    let kept = &text[..text.floor_char_boundary(MAX_GUEST_TEXT.min(text.len()))];
+    let mut out = String::with_capacity(kept.len() + 32);
+    for c in kept.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut {
+        out.push_str(&format!(" … ({} bytes cut)", text.len() - kept.len()));
+    }
+    out
+}
+
 /// Rejects summaries the runner cannot record faithfully.
 pub(super) fn check_summary(summary: bindings::Summary) -> Result<StepSummary, String> {
-    let mut metrics = Vec::with_capacity(summary.metrics.len());
+    for (what, rows) in [("rows-in", summary.rows_in), ("rows-out", summary.rows_out)] {
+        if i64::try_from(rows).is_err() {
+            return Err(format!(
+                "malformed summary: {what} is `{rows}`, more than the history can hold (2^63 - 1)"
+            ));
+        }
+    }
+    let mut metrics: Vec<(String, f64)> = Vec::with_capacity(summary.metrics.len());
     for m in summary.metrics {
+        if m.name.is_empty() || m.name.len() > 128 {
+            return Err("malformed summary: a metric name is empty or over 128 bytes".into());
+        }
         if !m.value.is_finite() {
             return Err(format!(
                 "malformed summary: metric `{}` is `{}`",
-                m.name, m.value
+                plain(&m.name),
+                m.value
             ));
         }
-        if m.name.is_empty() || m.name.len() > 128 {
-            return Err("malformed summary: a metric name is empty or over 128 bytes".into());
+        if metrics.iter().any(|(name, _)| *name == m.name) {
+            return Err(format!(
+                "malformed summary: metric `{}` is given twice",
+                plain(&m.name)
+            ));
         }
         metrics.push((m.name, m.value));
     }
@@ -127,11 +164,11 @@ pub(super) fn check_summary(summary: bindings::Summary) -> Result<StepSummary, S
 pub(super) fn describe_step_error(e: &bindings::StepError) -> String {
     use bindings::StepError as E;
     match e {
-        E::InvalidConfig(m) => format!("invalid config: {m}"),
-        E::MissingColumn(m) => format!("missing column: {m}"),
-        E::BadInput(m) => format!("bad input: {m}"),
-        E::Io(m) => format!("i/o: {m}"),
-        E::Other(m) => m.clone(),
+        E::InvalidConfig(m) => format!("invalid config: {}", plain(m)),
+        E::MissingColumn(m) => format!("missing column: {}", plain(m)),
+        E::BadInput(m) => format!("bad input: {}", plain(m)),
+        E::Io(m) => format!("i/o: {}", plain(m)),
+        E::Other(m) => plain(m),
     }
 }
 
@@ -145,10 +182,53 @@ pub(super) fn first_line(err: &wasmtime::Error) -> String {
     if let Some(i) = text.find("\nwasm backtrace") {
         text.truncate(i);
     }
-    let text = text.replace('\n', " ");
-    if text.len() > 2000 {
-        format!("{}…", &text[..text.floor_char_boundary(2000)])
-    } else {
-        text
+    // A trap's message can carry the guest's own text (a panic message).
+    plain(&text.replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(rows_in: u64, metrics: &[(&str, f64)]) -> bindings::Summary {
+        bindings::Summary {
+            rows_in,
+            rows_out: 0,
+            metrics: metrics
+                .iter()
+                .map(|(name, value)| bindings::Metric {
+                    name: name.to_string(),
+                    value: *value,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_guests_text_loses_its_control_characters_and_its_excess() {
+        assert_eq!(
+            plain("line1\nline2\r\u{1b}[2J\u{7}spoof"),
+            "line1\\nline2\\r\\u{1b}[2J\\u{7}spoof"
+        );
+        let long = "é".repeat(3000); // 6,000 bytes
+        let kept = plain(&long);
+        assert!(
+            kept.starts_with(&"é".repeat(2048)),
+            "cut on a char boundary"
+        );
+        assert!(
+            kept.ends_with(" … (1904 bytes cut)"),
+            "{}",
+            &kept[kept.len() - 30..]
+        );
+    }
+
+    #[test]
+    fn row_counts_the_history_cannot_hold_and_repeated_metrics_are_malformed() {
+        assert!(check_summary(summary(i64::MAX as u64, &[])).is_ok());
+        let err = check_summary(summary(1 << 63, &[])).unwrap_err();
+        assert!(err.contains("rows-in is `9223372036854775808`"), "{err}");
+        let err = check_summary(summary(1, &[("a", 1.0), ("a", 2.0)])).unwrap_err();
+        assert_eq!(err, "malformed summary: metric `a` is given twice");
     }
 }
