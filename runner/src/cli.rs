@@ -7,6 +7,18 @@
 //! downstream trigger failed for good (`run`), or a trigger was given up on (`deliver`).
 //! Errors are printed once, on stderr, as `error: ...` with their causes.
 
+/// `println!` for a command's output. When the reader has gone away (`runner runs | head`)
+/// the command ends quietly with exit 0, as Unix tools do; any other failure to write is
+/// exit 3. (`println!` would panic.)
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::cli::output_failed(e);
+        }
+    }};
+}
+
 mod ops;
 
 use std::path::{Path, PathBuf};
@@ -149,6 +161,15 @@ pub const EXIT_RUN_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code of a failure of the runner itself.
 pub const EXIT_INTERNAL: u8 = 3;
+
+/// Ends the process when its standard output cannot be written (see `say!`).
+fn output_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(i32::from(EXIT_INTERNAL));
+}
 /// Exit code of a run that succeeded but whose downstream trigger failed for good (`run`),
 /// or of a `deliver` that gave up on a trigger: the job's own result is recorded and fine,
 /// yet what depends on it was not told. A trigger still pending is not a failure: it is
@@ -316,21 +337,21 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
         .run_detail(result.run_id)
         .await
         .map_err(|e| internal(e.into()))?;
-    println!("run {} of `{}`: {}", run.id, run.job, run.status);
+    say!("run {} of `{}`: {}", run.id, run.job, run.status);
     for s in &steps {
-        println!("  {}", step_line(s));
+        say!("  {}", step_line(s));
     }
     if let Some(error) = &result.error {
-        println!("error: {error}");
+        say!("error: {error}");
     }
     if result.status == "succeeded"
         && let Some(dir) = &result.output_dir
     {
         let report = dir.join("report.md");
         if report.exists() {
-            println!("report: {}", report.display());
+            say!("report: {}", report.display());
         }
-        println!("output: {}", dir.display());
+        say!("output: {}", dir.display());
     }
     let triggers =
         deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
@@ -394,11 +415,11 @@ async fn deliver_and_report(
                 (Some(code), Some(error)) => format!(" ({code}: {error})"),
                 _ => String::new(),
             };
-            println!("trigger `{}`: {}{why}", d.target, d.state);
+            say!("trigger `{}`: {}{why}", d.target, d.state);
         }
     }
     if drained.pending > 0 {
-        println!(
+        say!(
             "{} trigger(s) still pending: `runner serve` or `runner deliver` will send them",
             drained.pending
         );
@@ -411,7 +432,7 @@ async fn cmd_deliver(cli: &Cli, wait_secs: u64) -> Result<u8, Failure> {
     let cancel = crate::serve::stop_on_signals().map_err(internal)?;
     let drained = deliver_and_report(&store, None, wait_secs, &cancel).await?;
     if drained.failed > 0 {
-        println!(
+        say!(
             "{} trigger(s) failed for good: `runner show RUN` says why",
             drained.failed
         );
@@ -426,7 +447,7 @@ async fn cmd_validate(cli: &Cli, file: Option<&Path>) -> Result<u8, Failure> {
     let problems = crate::validate::validate(&file, &sandbox, cli.plugin_dir.as_deref()).await;
     if problems.is_empty() {
         let steps: usize = file.jobs.iter().map(|j| j.steps.len()).sum();
-        println!(
+        say!(
             "`{}`: {} job(s), {steps} step(s), no problems",
             file.path.display(),
             file.jobs.len()
@@ -467,18 +488,23 @@ async fn cmd_runs(cli: &Cli, job: Option<&str>, limit: u32, json: bool) -> Resul
         .await
         .map_err(|e| internal(e.into()))?;
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&runs).map_err(|e| internal(e.into()))?
         );
         return Ok(0);
     }
-    println!(
+    say!(
         "{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  ERROR",
-        "ID", "JOB", "LOGICAL TIME", "TRIGGER", "STATUS", "SECONDS"
+        "ID",
+        "JOB",
+        "LOGICAL TIME",
+        "TRIGGER",
+        "STATUS",
+        "SECONDS"
     );
     for r in &runs {
-        println!(
+        say!(
             "{:>6}  {:<20} {:<24} {:<9} {:<11} {:>9}  {}",
             r.id,
             r.job,
@@ -503,58 +529,58 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
         .map_err(|e| internal(e.into()))?;
     if json {
         let value = serde_json::json!({ "run": run, "steps": steps, "deliveries": deliveries });
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&value).map_err(|e| internal(e.into()))?
         );
         return Ok(0);
     }
-    println!("run {} of `{}`", run.id, run.job);
-    println!("  status:       {}", run.status);
-    println!("  trigger:      {}", run.trigger);
-    println!("  logical time: {}", run.logical_time);
-    println!(
+    say!("run {} of `{}`", run.id, run.job);
+    say!("  status:       {}", run.status);
+    say!("  trigger:      {}", run.trigger);
+    say!("  logical time: {}", run.logical_time);
+    say!(
         "  started:      {}",
         run.started_at.as_deref().unwrap_or("-")
     );
-    println!(
+    say!(
         "  finished:     {}",
         run.finished_at.as_deref().unwrap_or("-")
     );
     if let Some(e) = &run.error {
-        println!("  error:        {e}");
+        say!("  error:        {e}");
     }
     if let Some(o) = &run.output_dir {
-        println!("  output:       {o}");
+        say!("  output:       {o}");
     }
     for s in &steps {
-        println!();
-        println!("step {}", step_line(s));
-        println!(
+        say!();
+        say!("step {}", step_line(s));
+        say!(
             "  plugin:  {} (sha256 {})",
             s.plugin,
             s.plugin_sha256.as_deref().unwrap_or("-")
         );
         if let Some(m) = &s.metrics {
-            println!("  metrics: {m}");
+            say!("  metrics: {m}");
         }
         if let Some(peak) = s.memory_peak_bytes.filter(|&p| p > 0) {
-            println!(
+            say!(
                 "  memory:  {:.1} MiB peak linear memory",
                 peak as f64 / (1 << 20) as f64
             );
         }
         if let Some(fuel) = s.fuel_consumed {
-            println!("  fuel:    {fuel} units burned");
+            say!("  fuel:    {fuel} units burned");
         }
         if let Some(e) = &s.error {
-            println!("  error:   {e}");
+            say!("  error:   {e}");
         }
         if let Some(o) = &s.output_dir {
-            println!("  output:  {o} ({} bytes)", s.output_bytes.unwrap_or(0));
+            say!("  output:  {o} ({} bytes)", s.output_bytes.unwrap_or(0));
         }
         if !s.log.is_empty() {
-            println!(
+            say!(
                 "  log{}:",
                 if s.log_truncated { " (truncated)" } else { "" }
             );
@@ -570,12 +596,12 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
                         shown.push(c);
                     }
                 }
-                println!("    {shown}");
+                say!("    {shown}");
             }
         }
     }
     for line in crate::invoker::show_lines(&deliveries) {
-        println!("{line}");
+        say!("{line}");
     }
     Ok(0)
 }

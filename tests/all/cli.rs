@@ -123,3 +123,39 @@ fn a_pinned_digest_that_does_not_match_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    // Reported: `runner next JOB -n 100000 | head -3` panicked with "failed printing to
+    // stdout: Broken pipe" and exited 101.
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let path = scratch.job_file(&one_step_job(
+        "a",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config")
+        .arg(&path)
+        .args(["next", "a", "-n", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for _ in 0..3 {
+        assert!(lines.next().unwrap().is_ok());
+    }
+    drop(lines);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+}

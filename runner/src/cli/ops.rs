@@ -55,9 +55,9 @@ pub async fn cmd_pause(cli: &Cli, name: &str, paused: bool) -> Result<u8, Failur
         .map_err(|e| internal(e.into()))?;
     let word = if paused { "paused" } else { "resumed" };
     if changed {
-        println!("`{name}` {word}");
+        say!("`{name}` {word}");
     } else {
-        println!(
+        say!(
             "`{name}` was already {}",
             if paused { "paused" } else { "running" }
         );
@@ -88,7 +88,7 @@ pub async fn cmd_trigger(cli: &Cli, name: &str) -> Result<u8, Failure> {
         state::record_slots(runner.store.pool(), id, "manual", &record)
             .await
             .map_err(|e| internal(e.into()))?;
-        println!("`{name}` is running already: trigger skipped and recorded");
+        say!("`{name}` is running already: trigger skipped and recorded");
         return Ok(0);
     }
     let cancel = crate::serve::stop_on_signals().map_err(internal)?;
@@ -97,9 +97,9 @@ pub async fn cmd_trigger(cli: &Cli, name: &str) -> Result<u8, Failure> {
         .await
         .map_err(|e| internal(e.into()))?
         .ok_or_else(|| internal(anyhow::anyhow!("a manual run was refused as a duplicate")))?;
-    println!("run {} of `{name}`: {}", result.run_id, result.status);
+    say!("run {} of `{name}`: {}", result.run_id, result.status);
     if let Some(error) = &result.error {
-        println!("error: {error}");
+        say!("error: {error}");
     }
     Ok(if result.status == "succeeded" {
         0
@@ -190,9 +190,12 @@ pub async fn cmd_backfill(cli: &Cli, name: &str, from: &str, to: &str) -> Result
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!(
+    say!(
         "backfill of `{name}`: {} succeeded, {} failed, {} already had a run, {} skipped",
-        tally.succeeded, tally.failed, tally.existing, tally.skipped
+        tally.succeeded,
+        tally.failed,
+        tally.existing,
+        tally.skipped
     );
     Ok(if tally.failed > 0 || cancel.is_cancelled() {
         super::EXIT_RUN_FAILED
@@ -264,11 +267,11 @@ pub fn cmd_next(cli: &Cli, name: &str, n: usize, after: Option<&str>) -> Result<
             parse_bound(t, &schedule).map_err(|e| bad_input(anyhow::anyhow!("--after: {e}")))?
         }
     };
-    println!("`{name}`: `{}` in {}", job.schedule, job.timezone);
+    say!("`{name}`: `{}` in {}", job.schedule, job.timezone);
     let mut shown = 0;
     for t in schedule.iter_after(after).take(n) {
         let local = t.with_timezone(&schedule.zone());
-        println!(
+        say!(
             "{}  {}",
             local.format("%a %Y-%m-%d %H:%M:%S %Z (%:z)"),
             time_text(t)
@@ -276,7 +279,7 @@ pub fn cmd_next(cli: &Cli, name: &str, n: usize, after: Option<&str>) -> Result<
         shown += 1;
     }
     if shown < n {
-        println!(
+        say!(
             "(no fire times after {}: schedules end with the year 2100)",
             time_text(after)
         );
