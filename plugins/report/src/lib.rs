@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `title` | the report's heading (default: the job's name) |
 //! | `input` | the table to read; default the one `.csv` file in the input directory |
-//! | `sort_by` | a column to sort rows by (numbers as numbers, `NA` last); default input order |
+//! | `sort_by` | a column to sort rows by: numbers as numbers, then text, then `NA`, empty and `NaN`; default input order |
 //! | `descending` | sort largest first; default `false` |
 //! | `decimals` | digits after the point for non-integers; default 2 |
 //! | `max_rows` | refuse tables longer than this (a report is read by people); default 10000 |
@@ -93,7 +93,39 @@ fn number(cell: &str) -> Option<f64> {
     cell.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
-/// Sorts rows by `column`: numbers numerically, then text, with non-values (`NA`) last.
+/// A cell as `sort_table` orders it.
+enum SortKey<'a> {
+    /// A number, infinities included.
+    Number(f64),
+    /// Anything else that is a value.
+    Text(&'a str),
+    /// `NA`, empty or `NaN`: no value, so no place among the others.
+    Missing,
+}
+
+impl SortKey<'_> {
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Number(_) => 0,
+            SortKey::Text(_) => 1,
+            SortKey::Missing => 2,
+        }
+    }
+}
+
+fn sort_key(cell: &str) -> SortKey<'_> {
+    if cell == "NA" || cell.is_empty() {
+        return SortKey::Missing;
+    }
+    match cell.trim().parse::<f64>() {
+        Ok(n) if n.is_nan() => SortKey::Missing,
+        Ok(n) => SortKey::Number(n),
+        Err(_) => SortKey::Text(cell),
+    }
+}
+
+/// Sorts rows by `column`: numbers numerically (infinities included), then text, then
+/// non-values (`NA`, empty, `NaN`), in that order whichever the direction.
 pub fn sort_table(
     table: &mut Table,
     column: &str,
@@ -112,20 +144,15 @@ pub fn sort_table(
             ))
         })?;
     table.rows.sort_by(|a, b| {
-        let (x, y) = (&a[index], &b[index]);
-        let (x_na, y_na) = (x == "NA" || x.is_empty(), y == "NA" || y.is_empty());
-        match (x_na, y_na) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            (false, false) => {
-                let order = match (number(x), number(y)) {
-                    (Some(p), Some(q)) => p.total_cmp(&q),
-                    _ => x.cmp(y),
-                };
-                if descending { order.reverse() } else { order }
-            }
-        }
+        use std::cmp::Ordering;
+        let order = match (sort_key(&a[index]), sort_key(&b[index])) {
+            (SortKey::Number(p), SortKey::Number(q)) => p.total_cmp(&q),
+            (SortKey::Text(p), SortKey::Text(q)) => p.cmp(q),
+            (SortKey::Missing, SortKey::Missing) => return Ordering::Equal,
+            // Numbers, then text, then non-values, whichever the direction.
+            (p, q) => return p.rank().cmp(&q.rank()),
+        };
+        if descending { order.reverse() } else { order }
     });
     Ok(())
 }
@@ -136,7 +163,8 @@ fn format_cell(cell: &str, fractional_column: bool, decimals: usize) -> String {
     match number(cell) {
         Some(n) if fractional_column => format!("{n:.decimals$}"),
         Some(_) => cell.trim().to_string(),
-        None => cell.replace('|', "\\|"),
+        // A line break would end the table row.
+        None => cell.replace('|', "\\|").replace(['\r', '\n'], " "),
     }
 }
 
@@ -152,7 +180,9 @@ pub fn markdown(table: &Table, title: &str, run: &RunInfo, decimals: usize) -> S
         })
         .collect();
     let mut out = format!(
-        "# {title}\n\nJob `{}`, run {}, for {}. {} rows.\n\n",
+        "# {}\n\nJob `{}`, run {}, for {}. {} rows.\n\n",
+        // A heading is one line: a line break in the title would start more Markdown.
+        title.replace(['\r', '\n'], " "),
         run.job,
         run.run_id,
         run.logical_time,
@@ -292,6 +322,33 @@ mod tests {
         sort_table(&mut t, "v", true, Path::new("t.csv")).unwrap();
         let keys: Vec<&str> = t.rows.iter().map(|r| r[0].as_str()).collect();
         assert_eq!(keys, ["a", "c", "d", "b"]);
+    }
+
+    #[test]
+    fn nan_sorts_with_the_non_values_in_either_direction() {
+        // Reported: with `descending`, NaN came first (`NaN 10 3 2 1 -inf NA`).
+        for descending in [true, false] {
+            let mut t = table("k,v\na,NaN\nb,10\nc,NA\nd,-inf\ne,2\n");
+            sort_table(&mut t, "v", descending, Path::new("t.csv")).unwrap();
+            let keys: Vec<&str> = t.rows.iter().map(|r| r[0].as_str()).collect();
+            let numbers = if descending {
+                ["b", "e", "d"]
+            } else {
+                ["d", "e", "b"]
+            };
+            assert_eq!(keys[..3], numbers, "descending {descending}");
+            assert_eq!(keys[3..].len(), 2);
+            assert!(keys[3..].contains(&"a") && keys[3..].contains(&"c"));
+        }
+    }
+
+    #[test]
+    fn line_breaks_in_a_cell_or_the_title_do_not_break_the_markdown() {
+        let t = table("k,v\n\"line1\nline2\",2\n");
+        let md = markdown(&t, "T\n## injected", &run(), 2);
+        assert!(md.starts_with("# T ## injected\n\n"), "{md}");
+        assert!(md.ends_with("| line1 line2 | 2 |\n"), "{md}");
+        assert_eq!(md.lines().filter(|l| l.starts_with('#')).count(), 1);
     }
 
     #[test]

@@ -128,11 +128,50 @@ pub fn column_index(
     column: &str,
     path: &Path,
 ) -> Result<usize, StepError> {
-    headers.iter().position(|h| h == column).ok_or_else(|| {
+    let mut found = headers
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| *h == column)
+        .map(|(i, _)| i);
+    let first = found.next().ok_or_else(|| {
         StepError::MissingColumn(format!(
             "`{}` has no column `{column}` (columns: {})",
             path.display(),
             headers.iter().collect::<Vec<_>>().join(", ")
         ))
-    })
+    })?;
+    // Which of two same-named columns the config means cannot be known: refuse to guess.
+    if let Some(second) = found.next() {
+        return Err(StepError::BadInput(format!(
+            "`{}` has column `{column}` more than once (columns {} and {})",
+            path.display(),
+            first + 1,
+            second + 1
+        )));
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_column_named_twice_is_refused_rather_than_guessed() {
+        // Reported: with headers `k,v,v`, the first `v` was used silently.
+        let headers = csv::StringRecord::from(vec!["k", "v", "v"]);
+        let path = Path::new("in.csv");
+        assert_eq!(column_index(&headers, "k", path).unwrap(), 0);
+        match column_index(&headers, "v", path) {
+            Err(StepError::BadInput(m)) => assert_eq!(
+                m,
+                "`in.csv` has column `v` more than once (columns 2 and 3)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            column_index(&headers, "x", path),
+            Err(StepError::MissingColumn(_))
+        ));
+    }
 }
