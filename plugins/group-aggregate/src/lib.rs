@@ -213,7 +213,7 @@ impl Aggregator {
                 }
                 let value = parse_number(cell).ok_or_else(|| {
                     StepError::BadInput(format!(
-                        "`{}` data row {row}: column `{}` holds `{}`, which is not a number",
+                        "`{}` data row {row}: column `{}` holds `{}`, which is not a finite number",
                         name.display(),
                         agg.column,
                         String::from_utf8_lossy(cell)
@@ -252,20 +252,22 @@ impl Aggregator {
             .write_record(&header)
             .map_err(|e| runner_sdk::csv_error(name, e))?;
 
-        let mut groups: Vec<(Vec<String>, &Vec<Acc>)> = self
+        // Keys are written back byte for byte, as read (text that is not UTF-8 included),
+        // and sorted by their bytes, which for UTF-8 is code point order.
+        let mut groups: Vec<(Vec<&[u8]>, &Vec<Acc>)> = self
             .groups
             .iter()
             .map(|(k, accs)| match self.config.group_by.len() {
-                1 => (vec![String::from_utf8_lossy(k).into_owned()], accs),
+                1 => (vec![k.as_slice()], accs),
                 _ => (decode_key(k), accs),
             })
             .collect();
         groups.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, accs) in groups {
-            let mut row: Vec<String> = key;
+            let mut row: Vec<Vec<u8>> = key.into_iter().map(<[u8]>::to_vec).collect();
             for (acc, agg) in accs.iter().zip(&self.config.aggregates) {
-                row.extend(agg.ops.iter().map(|&s| stat_text(acc, s)));
-                row.push(acc.na.to_string());
+                row.extend(agg.ops.iter().map(|&s| stat_text(acc, s).into_bytes()));
+                row.push(acc.na.to_string().into_bytes());
             }
             writer
                 .write_record(&row)
@@ -334,12 +336,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.first() == b.first() && a == b
 }
 
-/// The inverse of [`encode_key`], as text for output.
-fn decode_key(mut key: &[u8]) -> Vec<String> {
+/// The inverse of [`encode_key`]: the key's fields, as read.
+fn decode_key(mut key: &[u8]) -> Vec<&[u8]> {
     let mut fields = Vec::new();
     while key.len() >= 4 {
         let len = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
-        fields.push(String::from_utf8_lossy(&key[4..4 + len]).into_owned());
+        fields.push(&key[4..4 + len]);
         key = &key[4 + len..];
     }
     fields
@@ -358,7 +360,11 @@ fn parse_number(cell: &[u8]) -> Option<f64> {
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')) as f64;
         return Some(if negative { -n } else { n });
     }
-    std::str::from_utf8(cell).ok()?.trim().parse().ok()
+    // `NaN`, `inf` and numbers past f64's range (`1e400`) are refused: they would make every
+    // statistic of their group meaningless. A file that marks missing values with `NaN` can
+    // say so in `na`.
+    let n: f64 = std::str::from_utf8(cell).ok()?.trim().parse().ok()?;
+    n.is_finite().then_some(n)
 }
 
 /// A statistic as text; a group with no values present has `NA` for all but `count`.
@@ -453,6 +459,50 @@ mod tests {
              a,2,6,3,2,4,1\n\
              b,1,-5,-5,-5,-5,0\n\
              c,0,NA,NA,NA,NA,1\n"
+        );
+    }
+
+    /// `aggregate` on bytes, output as bytes.
+    fn aggregate_bytes(config: &str, csv: &[u8]) -> Vec<u8> {
+        let config: Config = serde_json::from_str(config).unwrap();
+        let mut agg = Aggregator::new(config).unwrap();
+        agg.feed(csv, Path::new("t.csv")).unwrap();
+        let mut out = Vec::new();
+        agg.write(&mut out, Path::new("out.csv")).unwrap();
+        out
+    }
+
+    #[test]
+    fn keys_that_are_not_utf8_are_kept_byte_for_byte_and_apart() {
+        // Reported: `caf\xe9`, `caf\xe8` and `caf\u{fffd}` all came out as `caf\u{fffd}`, three
+        // rows with one key.
+        let data = b"k,v\ncaf\xe9,1\ncaf\xe8,10\ncaf\xef\xbf\xbd,100\ncaf\xe9,2\n";
+        let config = r#"{"group_by":["k"],"aggregates":[{"column":"v","ops":["sum"]}]}"#;
+        let expected: &[u8] = b"k,v_sum,v_na\ncaf\xe8,10,0\ncaf\xe9,3,0\ncaf\xef\xbf\xbd,100,0\n";
+        assert_eq!(aggregate_bytes(config, data), expected);
+        let two = r#"{"group_by":["k","k2"],"aggregates":[{"column":"v","ops":["sum"]}]}"#;
+        let data = b"k,k2,v\n\xff,a,1\n\xff,a,2\n";
+        assert_eq!(aggregate_bytes(two, data), b"k,k2,v_sum,v_na\n\xff,a,3,0\n");
+    }
+
+    #[test]
+    fn nan_infinity_and_numbers_past_f64_are_refused_unless_named_missing() {
+        let config = r#"{"group_by":["k"],"aggregates":[{"column":"v","ops":["mean"]}]}"#;
+        for cell in ["NaN", "inf", "-inf", "1e400"] {
+            let err = aggregate(config, &format!("k,v\na,1\na,{cell}\n")).unwrap_err();
+            let expected = format!(
+                "`t.csv` data row 2: column `v` holds `{cell}`, which is not a finite number"
+            );
+            assert!(
+                matches!(&err, StepError::BadInput(m) if *m == expected),
+                "{err:?}"
+            );
+        }
+        let na =
+            r#"{"group_by":["k"],"na":["NA","NaN"],"aggregates":[{"column":"v","ops":["mean"]}]}"#;
+        assert_eq!(
+            aggregate(na, "k,v\na,1\na,NaN\na,3\n").unwrap(),
+            "k,v_mean,v_na\na,2,1\n"
         );
     }
 
