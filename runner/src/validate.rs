@@ -161,6 +161,18 @@ pub async fn validate(
 
         for (spec, name) in job.steps.iter().zip(job.step_names()) {
             let s = Some(name.as_str());
+            for (field, value) in
+                non_finite_floats("config", &toml::Value::Table(spec.config.clone()))
+            {
+                push(
+                    j,
+                    s,
+                    &field,
+                    format!(
+                        "`{value}`: a plugin's config reaches it as JSON, which has no NaN or infinity"
+                    ),
+                );
+            }
             for limit in spec.limits.problems() {
                 push(j, s, "limits", limit);
             }
@@ -192,6 +204,24 @@ pub async fn validate(
         }
     }
     problems
+}
+
+/// The fields of a step's config that hold NaN or an infinity (`config.value`,
+/// `config.list[2]`), which would reach the plugin as JSON `null`.
+fn non_finite_floats(at: &str, value: &toml::Value) -> Vec<(String, f64)> {
+    match value {
+        toml::Value::Float(f) if !f.is_finite() => vec![(at.to_string(), *f)],
+        toml::Value::Table(t) => t
+            .iter()
+            .flat_map(|(k, v)| non_finite_floats(&format!("{at}.{k}"), v))
+            .collect(),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| non_finite_floats(&format!("{at}[{i}]"), v))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Job names end up in paths and logs: keep them plain.

@@ -369,7 +369,13 @@ fn validate_refuses_odd_step_names_and_checks_a_badly_pinned_plugin_too() {
         + &named("lines", "a\\nb")
         + &named("long", &"x".repeat(300))
         + &one_step_job("pinned", &input, "no-such-plugin", DELAYED)
-            .replace("[[job.step]]\n", "[[job.step]]\nsha256 = \"abc\"\n");
+            .replace("[[job.step]]\n", "[[job.step]]\nsha256 = \"abc\"\n")
+        + &one_step_job(
+            "nan",
+            &input,
+            "csv-filter",
+            r#"{ column = "dep_delay", op = ">", value = nan, more = [1.0, -inf] }"#,
+        );
     scratch.job_file(&jobs);
     let out = scratch.runner(&["validate"]);
     assert_eq!(out.status.code(), Some(2));
@@ -380,6 +386,8 @@ fn validate_refuses_odd_step_names_and_checks_a_badly_pinned_plugin_too() {
         &format!("step name `{}` must be 1-128 bytes", "x".repeat(300)),
         "job `pinned`, step `no-such-plugin`, `sha256`: `abc` is not 64 hexadecimal digits",
         "job `pinned`, step `no-such-plugin`, `plugin`:",
+        "job `nan`, step `csv-filter`, `config.value`: `NaN`: a plugin's config reaches it as JSON",
+        "job `nan`, step `csv-filter`, `config.more[1]`: `-inf`",
     ] {
         assert!(
             stderr.contains(expected),

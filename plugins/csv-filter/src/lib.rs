@@ -130,10 +130,12 @@ impl Filter {
         let target = match (&config.value, needs_value) {
             (None, false) => Target::None,
             (Some(_), false) => {
-                return Err(format!(
-                    "`value` is not used with op `{:?}`: remove it",
-                    config.op
-                ));
+                let op = if config.op == Op::IsNa {
+                    "is-na"
+                } else {
+                    "is-not-na"
+                };
+                return Err(format!("`value` is not used with op `{op}`: remove it"));
             }
             (None, true) => return Err("`value` is required with this `op`".to_string()),
             (Some(v), true) => {
