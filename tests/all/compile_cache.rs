@@ -171,3 +171,19 @@ fn the_runner_caches_under_its_data_dir_and_shows_sandbox_outcomes() {
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_entry_that_cannot_be_written_leaves_no_temporary_file() {
+    // Reported: on a full disk every start left a `.<digest>.<pid>.tmp` behind. Here the
+    // entry's name is taken by a directory, so the final rename fails the same way.
+    let first = tempfile::tempdir().unwrap();
+    assert_eq!(run_noop(&cached(first.path())).await, Outcome::Succeeded);
+    let name = entries(first.path()).remove(0);
+
+    let blocked = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(blocked.path().join(&name).join("occupied")).unwrap();
+    let sandbox = cached(blocked.path());
+    assert_eq!(run_noop(&sandbox).await, Outcome::Succeeded);
+    assert_eq!(sandbox.load_counts(), (1, 0), "(compiled, cache hits)");
+    assert_eq!(entries(blocked.path()), [name]);
+}
