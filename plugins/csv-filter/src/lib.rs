@@ -42,13 +42,30 @@ pub struct Config {
 }
 
 /// A comparison value as written: TOML lets users write `0` or `"0"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum ValueText {
     /// Written as a number.
     Number(f64),
     /// Written as text.
     Text(String),
+}
+
+// By hand rather than `#[serde(untagged)]`, whose error for anything else ("did not match
+// any variant of untagged enum") names neither the field nor the value.
+impl<'de> Deserialize<'de> for ValueText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .map(ValueText::Number)
+                .ok_or_else(|| D::Error::custom(format!("`value` `{n}` is out of range"))),
+            serde_json::Value::String(t) => Ok(ValueText::Text(t)),
+            other => Err(D::Error::custom(format!(
+                "`value` must be a number or a text, not `{other}`"
+            ))),
+        }
+    }
 }
 
 /// The comparison operators.
@@ -297,6 +314,33 @@ runner_sdk::export!(Step);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_is_neither_number_nor_text_is_named() {
+        // Reported: `value = true` gave "did not match any variant of untagged enum
+        // ValueText".
+        let err = serde_json::from_str::<Config>(r#"{"column":"x","op":"=","value":true}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`value` must be a number or a text, not `true`"),
+            "{err}"
+        );
+        let ok: Config = serde_json::from_str(r#"{"column":"x","op":"=","value":"0"}"#).unwrap();
+        assert!(matches!(ok.value, Some(ValueText::Text(t)) if t == "0"));
+        let ok: Config = serde_json::from_str(r#"{"column":"x","op":"=","value":-2.5}"#).unwrap();
+        assert!(matches!(ok.value, Some(ValueText::Number(n)) if n == -2.5));
+    }
+
+    #[test]
+    fn is_na_with_a_value_names_the_op_as_written() {
+        let config: Config =
+            serde_json::from_str(r#"{"column":"x","op":"is-na","value":1}"#).unwrap();
+        assert_eq!(
+            Filter::new(&config).unwrap_err(),
+            "`value` is not used with op `is-na`: remove it"
+        );
+    }
 
     fn run(config: &str, csv: &str) -> Result<(Counts, String), StepError> {
         let config: Config = serde_json::from_str(config).unwrap();
