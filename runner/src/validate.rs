@@ -24,11 +24,24 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Names as written in the file, with any control character spelled out, so each
+        // problem stays on its line.
+        let plain = |name: &str| -> String {
+            let mut out = String::with_capacity(name.len());
+            for c in name.chars() {
+                if c.is_control() {
+                    out.extend(c.escape_default());
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        };
         if let Some(job) = &self.job {
-            write!(f, "job `{job}`, ")?;
+            write!(f, "job `{}`, ", plain(job))?;
         }
         if let Some(step) = &self.step {
-            write!(f, "step `{step}`, ")?;
+            write!(f, "step `{}`, ", plain(step))?;
         }
         write!(f, "`{}`: {}", self.field, self.message)
     }

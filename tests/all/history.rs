@@ -135,134 +135,74 @@ fn an_error_prints_its_cause_once() {
     );
 }
 
-#[test]
-fn starting_serve_leaves_a_live_runs_run_alone_and_recovers_a_dead_ones() {
-    // Reported: `serve` marked the running run of another live `runner run` as interrupted.
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+/// A scratch directory whose jobs are `slow` (one step sleeping an hour) and `quick`.
+fn slow_and_quick() -> Scratch {
     let scratch = Scratch::new();
     let input = scratch.write("in.csv", CSV);
     let sleeper = crate::support::plugin("hostile-sleep")
         .display()
         .to_string();
-    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }");
-    let path = scratch.job_file(&jobs);
-    let spawn = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_runner"))
-            .arg("--config")
-            .arg(&path)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let status_of = |id: i64| -> Option<String> {
-        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["run"]["status"].as_str().map(str::to_string)
-    };
-    let wait_running = |id: i64| {
-        let start = Instant::now();
-        while status_of(id).as_deref() != Some("running") {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "run {id} never started"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    scratch.job_file(
+        &(one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }")
+            + &one_step_job("quick", &input, "csv-filter", DELAYED)),
+    );
+    scratch
+}
 
-    let mut live = spawn(&["run", "slow"]);
-    wait_running(1);
-    // A `serve` started now must not touch run 1: its process is alive.
-    let mut serve = spawn(&["serve"]);
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(status_of(1).as_deref(), Some("running"));
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
+/// SIGTERM, then waits for the process to end.
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
         .status();
-    serve.wait().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn starting_serve_leaves_a_live_runs_run_alone_and_recovers_a_dead_ones() {
+    // Reported: `serve` marked the running run of another live `runner run` as interrupted.
+    let scratch = slow_and_quick();
+    let mut live = scratch.spawn(&["run", "slow"]);
+    scratch.wait_status(1, "running");
+    // A `serve` started now must not touch run 1: its process is alive.
+    let serve = scratch.spawn(&["serve"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(scratch.status(1).as_deref(), Some("running"));
+    stop(serve);
 
     // Once that process is killed, the next `serve` recovers its run.
     live.kill().unwrap();
     live.wait().unwrap();
-    let mut serve = spawn(&["serve"]);
-    let start = Instant::now();
-    while status_of(1).as_deref() != Some("interrupted") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the dead run was not recovered"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status();
-    serve.wait().unwrap();
+    let serve = scratch.spawn(&["serve"]);
+    scratch.wait_status(1, "interrupted");
+    stop(serve);
 }
 
 #[test]
 fn the_next_runner_run_marks_a_killed_runner_runs_run_interrupted_and_leaves_a_live_one() {
     // Reported: a `runner run` killed with SIGKILL left its run `running` until some
     // `serve` started.
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    let sleeper = crate::support::plugin("hostile-sleep")
-        .display()
-        .to_string();
-    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }")
-        + &one_step_job("quick", &input, "csv-filter", DELAYED);
-    let path = scratch.job_file(&jobs);
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_runner"))
-            .arg("--config")
-            .arg(&path)
-            .args(["run", "slow"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let status_of = |id: i64| -> Option<String> {
-        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["run"]["status"].as_str().map(str::to_string)
-    };
-    let wait_running = |id: i64| {
-        let start = Instant::now();
-        while status_of(id).as_deref() != Some("running") {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "run {id} never started"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-
-    let mut live = spawn();
-    wait_running(1);
-    let mut killed = spawn();
-    wait_running(2);
+    let scratch = slow_and_quick();
+    let mut live = scratch.spawn(&["run", "slow"]);
+    scratch.wait_status(1, "running");
+    let mut killed = scratch.spawn(&["run", "slow"]);
+    scratch.wait_status(2, "running");
     killed.kill().unwrap();
     killed.wait().unwrap();
     assert_eq!(
-        status_of(2).as_deref(),
+        scratch.status(2).as_deref(),
         Some("running"),
         "nothing has looked yet"
     );
 
     let out = scratch.runner(&["run", "quick"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(status_of(2).as_deref(), Some("interrupted"));
+    assert_eq!(scratch.status(2).as_deref(), Some("interrupted"));
     assert_eq!(
-        status_of(1).as_deref(),
+        scratch.status(1).as_deref(),
         Some("running"),
         "its process is alive"
     );
-    assert_eq!(status_of(3).as_deref(), Some("succeeded"));
+    assert_eq!(scratch.status(3).as_deref(), Some("succeeded"));
     let shown = scratch.show(2);
     assert_eq!(shown["steps"][0]["outcome"], "interrupted");
     live.kill().unwrap();
@@ -277,31 +217,19 @@ fn a_live_run_in_another_pid_namespace_is_left_alone() {
     // Needs `unshare` from util-linux and the right to make namespaces (root, as CI runs).
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    let sleeper = crate::support::plugin("hostile-sleep")
-        .display()
-        .to_string();
-    let jobs = one_step_job("slow", &input, &sleeper, "{ seconds = 3600 }")
-        + &one_step_job("quick", &input, "csv-filter", DELAYED);
-    let path = scratch.job_file(&jobs);
+    let scratch = slow_and_quick();
     let mut contained = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(env!("CARGO_BIN_EXE_runner"))
         .arg("--config")
-        .arg(&path)
+        .arg(scratch.path("jobs.toml"))
         .args(["run", "slow"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("unshare (util-linux) runs");
-    let status_of = |id: i64| -> Option<String> {
-        let out = scratch.runner(&["show", &id.to_string(), "--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v["run"]["status"].as_str().map(str::to_string)
-    };
     let start = Instant::now();
-    while status_of(1).as_deref() != Some("running") {
+    while scratch.status(1).as_deref() != Some("running") {
         assert!(
             contained.try_wait().unwrap().is_none(),
             "the runner in a new PID namespace ended early (can this user unshare?)"
@@ -315,8 +243,8 @@ fn a_live_run_in_another_pid_namespace_is_left_alone() {
 
     let out = scratch.runner(&["run", "quick"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(status_of(1).as_deref(), Some("running"));
-    assert_eq!(status_of(2).as_deref(), Some("succeeded"));
+    assert_eq!(scratch.status(1).as_deref(), Some("running"));
+    assert_eq!(scratch.status(2).as_deref(), Some("succeeded"));
     contained.kill().unwrap();
     contained.wait().unwrap();
 }
@@ -382,7 +310,7 @@ fn validate_refuses_odd_step_names_and_checks_a_badly_pinned_plugin_too() {
     let stderr = text(&out.stderr);
     for expected in [
         "job `empty`, step ``, `name`: step name `` must be 1-128 bytes",
-        "`name`: step name `a\\nb` must be 1-128 bytes without control characters",
+        "job `lines`, step `a\\nb`, `name`: step name `a\\nb` must be 1-128 bytes without control characters",
         &format!("step name `{}` must be 1-128 bytes", "x".repeat(300)),
         "job `pinned`, step `no-such-plugin`, `sha256`: `abc` is not 64 hexadecimal digits",
         "job `pinned`, step `no-such-plugin`, `plugin`:",

@@ -38,10 +38,9 @@ async fn statuses(store: &Store, run_id: i64) -> Vec<(i64, i64, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_step_end_and_the_next_start_are_recorded_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("runner.db")).await.unwrap();
+/// A new history at `db` with one run started, its step 0 running; returns the run id.
+async fn started_run(db: &Path) -> (Store, i64) {
+    let store = Store::open(db).await.unwrap();
     let job = store.upsert_job("j", "@daily", "UTC", "{}").await.unwrap();
     let run = store
         .create_run(job, chrono::Utc::now(), Trigger::Manual)
@@ -49,6 +48,13 @@ async fn a_step_end_and_the_next_start_are_recorded_together() {
         .unwrap()
         .unwrap();
     store.start_run(run, Some(&start(run, 0, 1))).await.unwrap();
+    (store, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_end_and_the_next_start_are_recorded_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, run) = started_run(&dir.path().join("runner.db")).await;
     let (record, _) = store.run_detail(run).await.unwrap();
     assert_eq!(record.status, "running");
     assert_eq!(statuses(&store, run).await, [(0, 1, "running".into())]);
@@ -72,14 +78,7 @@ async fn a_step_end_and_the_next_start_are_recorded_together() {
 async fn a_failed_joined_write_records_neither_half_and_leaves_no_transaction_open() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("runner.db");
-    let store = Store::open(&db).await.unwrap();
-    let job = store.upsert_job("j", "@daily", "UTC", "{}").await.unwrap();
-    let run = store
-        .create_run(job, chrono::Utc::now(), Trigger::Manual)
-        .await
-        .unwrap()
-        .unwrap();
-    store.start_run(run, Some(&start(run, 0, 1))).await.unwrap();
+    let (store, run) = started_run(&db).await;
 
     // The "next" attempt already exists, so the joined INSERT breaks the unique key after
     // the UPDATE of step 0 has run inside the same transaction.

@@ -87,6 +87,40 @@ impl Scratch {
             .expect("run the runner binary")
     }
 
+    /// Starts the runner binary with `--config jobs.toml` and `args` in the background,
+    /// its output discarded.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_runner"))
+            .current_dir(self.dir.path())
+            .arg("--config")
+            .arg(self.path("jobs.toml"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the runner binary")
+    }
+
+    /// A run's status as `runner show` gives it; `None` while there is no such run.
+    pub fn status(&self, run_id: i64) -> Option<String> {
+        let out = self.runner(&["show", &run_id.to_string(), "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["run"]["status"].as_str().map(str::to_string)
+    }
+
+    /// Waits (up to a minute) until run `run_id` has `status`.
+    pub fn wait_status(&self, run_id: i64, status: &str) {
+        let start = std::time::Instant::now();
+        while self.status(run_id).as_deref() != Some(status) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "run {run_id} never became `{status}` (it is {:?})",
+                self.status(run_id)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// `runner show RUN --json`, parsed.
     pub fn show(&self, run_id: i64) -> serde_json::Value {
         let out = self.runner(&["show", &run_id.to_string(), "--json"]);
