@@ -588,15 +588,7 @@ async fn cmd_show(cli: &Cli, run_id: i64, json: bool) -> Result<u8, Failure> {
             // (escape sequences, carriage returns) written out, so it cannot redraw the
             // operator's terminal.
             for line in s.log.lines() {
-                let mut shown = String::with_capacity(line.len());
-                for c in line.chars() {
-                    if c.is_control() && c != '\t' {
-                        shown.extend(c.escape_default());
-                    } else {
-                        shown.push(c);
-                    }
-                }
-                say!("    {shown}");
+                say!("    {}", crate::plain::spelled_out(line, &['\t']));
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod invoker;
 pub mod pipeline;
+pub mod plain;
 pub mod sandbox;
 pub mod schedule;
 pub mod serve;

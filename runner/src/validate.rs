@@ -26,17 +26,7 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Names as written in the file, with any control character spelled out, so each
         // problem stays on its line.
-        let plain = |name: &str| -> String {
-            let mut out = String::with_capacity(name.len());
-            for c in name.chars() {
-                if c.is_control() {
-                    out.extend(c.escape_default());
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
+        let plain = |name: &str| crate::plain::spelled_out(name, &[]);
         if let Some(job) = &self.job {
             write!(f, "job `{}`, ", plain(job))?;
         }
@@ -146,7 +136,7 @@ pub async fn validate(
                     "name",
                     format!(
                         "step name `{}` must be 1-128 bytes without control characters",
-                        name.escape_default()
+                        crate::plain::spelled_out(name, &[])
                     ),
                 );
             }

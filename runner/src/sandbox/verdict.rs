@@ -105,14 +105,7 @@ const MAX_GUEST_TEXT: usize = 4096;
 pub(super) fn plain(text: &str) -> String {
     let cut = text.len() > MAX_GUEST_TEXT;
     let kept = &text[..text.floor_char_boundary(MAX_GUEST_TEXT.min(text.len()))];
-    let mut out = String::with_capacity(kept.len() + 32);
-    for c in kept.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
+    let mut out = crate::plain::spelled_out(kept, &[]);
     if cut {
         out.push_str(&format!(" … ({} bytes cut)", text.len() - kept.len()));
     }
