@@ -10,11 +10,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::Value;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use crate::sandbox::{Outcome, StepReport};
+
+mod journal;
+
+use journal::{Journal, Write};
 
 /// Errors of the history store.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +29,21 @@ pub enum StoreError {
     Open {
         /// The database file.
         path: String,
-        /// What sqlx said.
+        /// What sqlx or SQLite said.
         reason: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A query failed.
     #[error("run history: {0}")]
     Query(#[from] sqlx::Error),
+    /// A write through the journal connection failed (and recorded nothing).
+    #[error("run history: {0}")]
+    Write(#[from] rusqlite::Error),
+    /// The blocking task making a write panicked or was cancelled.
+    #[error("run history: a write was abandoned: {0}")]
+    Abandoned(tokio::task::JoinError),
+    /// A write came after [`Store::close`].
+    #[error("run history: the store is closed")]
+    Closed,
     /// A run id that does not exist.
     #[error("no run with id `{0}`")]
     NoSuchRun(i64),
@@ -139,6 +153,8 @@ pub struct StepRecord {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// The connection the once-per-step writes go through (see [`journal`]).
+    journal: Journal,
 }
 
 /// Now, as stored: RFC 3339 UTC with milliseconds.
@@ -186,50 +202,39 @@ pub struct StepEnd<'a> {
     pub output_bytes: Option<u64>,
 }
 
-// Each statement is a round trip to sqlx's SQLite worker thread and each commit a write to
-// the WAL; on the machines measured, both cost more than the work itself. So the writes that
-// happen back to back (a step ends and the next starts; a run starts with its first step)
-// go as one query text holding one transaction. Parameters are numbered so the statements
-// can be joined: `?1`-`?7` start a step (`?6` is the time of the write, shared by all),
-// `?8`-`?24` end one, `?9` names the run to start (binds come in that order, see
-// `bind_step_start`).
+/// How long a write waits for another connection's write lock before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-// The statements are macros so `concat!` can join them into one literal.
-macro_rules! start_step_sql {
-    () => {
-        "INSERT INTO steps (run_id, idx, attempt, name, plugin, status, started_at, output_dir)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)"
-    };
-}
+// The writes made once per step go through the journal (see [`journal`]), one transaction
+// each: a step's end with the next step's start, a run's start with its first step's, a
+// retry's start. Their statements share one numbering of parameters: `?1`-`?7` start a step
+// (`?6` is the time of the write, shared by all), `?8`-`?24` end one, `?9` names the run to
+// start (see `step_start_values` and `Store::finish_step`).
 
-macro_rules! start_run_sql {
-    () => {
-        "UPDATE runs SET status = 'running', started_at = ?6 WHERE id = ?9"
-    };
-}
+const START_STEP: &str =
+    "INSERT INTO steps (run_id, idx, attempt, name, plugin, status, started_at, output_dir)
+     VALUES (?1, ?2, ?3, ?4, ?5, 'running', ?6, ?7)";
 
-macro_rules! finish_step_sql {
-    () => {
-        "UPDATE steps SET status = ?11, outcome = ?12, finished_at = ?6, duration_ms = ?13,
-             rows_in = ?14, rows_out = ?15, metrics = ?16, error = ?17, log = ?18,
-             log_truncated = ?19, output_bytes = ?20, plugin_sha256 = ?21,
-             memory_peak_bytes = ?22, limits = ?23, fuel_consumed = ?24
-         WHERE run_id = ?8 AND idx = ?9 AND attempt = ?10"
-    };
-}
+const START_RUN: &str = "UPDATE runs SET status = 'running', started_at = ?6 WHERE id = ?9";
 
-type Query<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+const FINISH_STEP: &str =
+    "UPDATE steps SET status = ?11, outcome = ?12, finished_at = ?6, duration_ms = ?13,
+         rows_in = ?14, rows_out = ?15, metrics = ?16, error = ?17, log = ?18,
+         log_truncated = ?19, output_bytes = ?20, plugin_sha256 = ?21,
+         memory_peak_bytes = ?22, limits = ?23, fuel_consumed = ?24
+     WHERE run_id = ?8 AND idx = ?9 AND attempt = ?10";
 
-/// Binds `?1`-`?7` (the step to start, or nulls when there is none).
-fn bind_step_start<'q>(query: Query<'q>, step: Option<&StepStart<'q>>, now: &str) -> Query<'q> {
-    query
-        .bind(step.map(|s| s.run_id))
-        .bind(step.map(|s| s.idx as i64))
-        .bind(step.map(|s| s.attempt as i64))
-        .bind(step.map(|s| s.name))
-        .bind(step.map(|s| s.plugin))
-        .bind(now.to_string())
-        .bind(step.map(|s| s.output_dir.display().to_string()))
+/// `?1`-`?7`: the step to start (nulls when there is none) and the time of the write.
+fn step_start_values(step: Option<&StepStart<'_>>) -> Vec<Value> {
+    vec![
+        step.map(|s| s.run_id).into(),
+        step.map(|s| s.idx as i64).into(),
+        step.map(|s| i64::from(s.attempt)).into(),
+        step.map(|s| s.name.to_string()).into(),
+        step.map(|s| s.plugin.to_string()).into(),
+        now_text().into(),
+        step.map(|s| s.output_dir.display().to_string()).into(),
+    ]
 }
 
 impl Store {
@@ -246,7 +251,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(BUSY_TIMEOUT);
         // A connection to a local file cannot go stale, so skip the ping sqlx would
         // otherwise make (a round trip to its worker thread) before each query.
         let pool = SqlitePoolOptions::new()
@@ -271,13 +276,15 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| open_err(e.into()))?;
-        Ok(Store { pool })
+        let journal = Journal::open(path, BUSY_TIMEOUT).map_err(|e| open_err(e.into()))?;
+        Ok(Store { pool, journal })
     }
 
     /// Checkpoints the write-ahead log into the database file and closes the pool, so the
     /// history is whole in `runner.db` alone once the process has ended (a copy of that
     /// one file is then a full copy).
     pub async fn close(&self) {
+        self.journal.close();
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.pool)
             .await
@@ -342,41 +349,34 @@ impl Store {
         Ok(id)
     }
 
-    /// Marks a run as running and records its first step attempt as started, in one round
-    /// trip to the database (see [`StepStart`]).
+    /// Marks a run as running and records its first step attempt as started, in one
+    /// transaction (see [`StepStart`]).
     pub async fn start_run(
         &self,
         run_id: i64,
         first: Option<&StepStart<'_>>,
     ) -> Result<(), StoreError> {
-        let now = now_text();
-        let sql = match first {
-            Some(_) => concat!(
-                "BEGIN; ",
-                start_run_sql!(),
-                "; ",
-                start_step_sql!(),
-                "; COMMIT"
-            ),
-            None => start_run_sql!(),
+        let mut values = step_start_values(first);
+        values.extend([Value::Null, run_id.into()]);
+        let statements: &[&str] = match first {
+            Some(_) => &[START_RUN, START_STEP],
+            None => &[START_RUN],
         };
-        let query = bind_step_start(sqlx::query(sql), first, &now)
-            .bind(None::<String>)
-            .bind(run_id);
-        self.execute_joined(query).await
+        self.journal.write(Write { statements, values }).await
     }
 
     /// Records that a step attempt started (a retry: first attempts are recorded with the
     /// write that ends the step or run before them).
     pub async fn start_step(&self, step: &StepStart<'_>) -> Result<(), StoreError> {
-        bind_step_start(sqlx::query(start_step_sql!()), Some(step), &now_text())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let write = Write {
+            statements: &[START_STEP],
+            values: step_start_values(Some(step)),
+        };
+        self.journal.write(write).await
     }
 
     /// Records how a step attempt ended and, when the run goes straight on, that the next
-    /// step's first attempt started: both statements in one round trip to the database.
+    /// step's first attempt started: both in one transaction.
     pub async fn finish_step(
         &self,
         end: &StepEnd<'_>,
@@ -396,48 +396,34 @@ impl Store {
                 .collect();
             serde_json::Value::Object(object).to_string()
         });
-        let now = now_text();
-        let sql = match next {
-            Some(_) => concat!(
-                "BEGIN; ",
-                finish_step_sql!(),
-                "; ",
-                start_step_sql!(),
-                "; COMMIT"
-            ),
-            None => finish_step_sql!(),
+        let mut values = step_start_values(next);
+        values.extend([
+            end.run_id.into(),
+            (end.idx as i64).into(),
+            i64::from(end.attempt).into(),
+            status.to_string().into(),
+            report.outcome.as_str().to_string().into(),
+            (report.duration.as_secs_f64() * 1000.0).into(),
+            report.summary.as_ref().map(|s| s.rows_in as i64).into(),
+            report.summary.as_ref().map(|s| s.rows_out as i64).into(),
+            metrics.into(),
+            report.error.clone().into(),
+            report.log.clone().into(),
+            i64::from(report.log_truncated).into(),
+            end.output_bytes.map(|b| b as i64).into(),
+            end.plugin_sha256.map(str::to_string).into(),
+            (report.memory_peak_bytes as i64).into(),
+            report
+                .limits
+                .and_then(|l| serde_json::to_string(&l).ok())
+                .into(),
+            report.fuel_consumed.map(|f| f as i64).into(),
+        ]);
+        let statements: &[&str] = match next {
+            Some(_) => &[FINISH_STEP, START_STEP],
+            None => &[FINISH_STEP],
         };
-        let query = bind_step_start(sqlx::query(sql), next, &now)
-            .bind(end.run_id)
-            .bind(end.idx as i64)
-            .bind(end.attempt as i64)
-            .bind(status)
-            .bind(report.outcome.as_str())
-            .bind(report.duration.as_secs_f64() * 1000.0)
-            .bind(report.summary.as_ref().map(|s| s.rows_in as i64))
-            .bind(report.summary.as_ref().map(|s| s.rows_out as i64))
-            .bind(metrics)
-            .bind(&report.error)
-            .bind(&report.log)
-            .bind(report.log_truncated)
-            .bind(end.output_bytes.map(|b| b as i64))
-            .bind(end.plugin_sha256)
-            .bind(report.memory_peak_bytes as i64)
-            .bind(report.limits.and_then(|l| serde_json::to_string(&l).ok()))
-            .bind(report.fuel_consumed.map(|f| f as i64));
-        self.execute_joined(query).await
-    }
-
-    /// Runs a query that may hold `BEGIN; ...; COMMIT` in one round trip. When a statement
-    /// in it fails, the transaction is left open on that connection, so the connection is
-    /// closed rather than returned to the pool (closing rolls the transaction back).
-    async fn execute_joined(&self, query: Query<'_>) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        if let Err(e) = query.execute(&mut *conn).await {
-            conn.close_on_drop();
-            return Err(e.into());
-        }
-        Ok(())
+        self.journal.write(Write { statements, values }).await
     }
 
     /// Records how a run ended and, in the same transaction, the downstream triggers its job
