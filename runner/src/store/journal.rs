@@ -18,7 +18,8 @@
 //! into the database file and syncs it at the end of whichever commit crosses 1,000 pages,
 //! milliseconds that would stall the calling thread. Instead every [`CHECKPOINT_EVERY`]th
 //! write goes to the blocking pool and checkpoints there after its commit, still holding the
-//! connection so that the log can start over at the next write. (A checkpoint made beside
+//! connection so that the log can start over at the next write (which syncs the log's new
+//! header, so it is made on the blocking pool as well). (A checkpoint made beside
 //! the writes, from another connection, never catches up with them, and the log grows.)
 
 use std::path::Path;
@@ -72,9 +73,12 @@ impl Journal {
     /// Commits `write`: on the calling thread when the lock is free, else on the blocking
     /// pool (see the module's documentation). Either all of it is recorded or none.
     pub async fn write(&self, write: Write) -> Result<(), StoreError> {
-        let checkpoint =
-            self.writes.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY == CHECKPOINT_EVERY - 1;
-        if !checkpoint && let Ok(mut guard) = self.conn.try_lock() {
+        let nth = self.writes.fetch_add(1, Ordering::Relaxed) % CHECKPOINT_EVERY;
+        let checkpoint = nth == CHECKPOINT_EVERY - 1;
+        // The write after a checkpoint starts the log over, and SQLite syncs the log's new
+        // header then: that one goes to the blocking pool too.
+        let inline = !checkpoint && nth != 0;
+        if inline && let Ok(mut guard) = self.conn.try_lock() {
             let conn = guard.as_mut().ok_or(StoreError::Closed)?;
             conn.busy_timeout(Duration::ZERO)?;
             match apply(conn, &write) {
