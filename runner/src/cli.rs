@@ -466,6 +466,11 @@ async fn cmd_validate(cli: &Cli, file: Option<&Path>) -> Result<u8, Failure> {
 
 /// The store for the read-only commands: the job file is optional here.
 async fn history(cli: &Cli) -> Result<Store, Failure> {
+    Ok(history_and_jobs(cli).await?.0)
+}
+
+/// The run history, with the job file when there is one.
+async fn history_and_jobs(cli: &Cli) -> Result<(Store, Option<JobFile>), Failure> {
     let file = match (&cli.config, JobFile::load(Path::new(DEFAULT_CONFIG))) {
         (Some(path), _) => Some(JobFile::load(path).map_err(|e| bad_input(e.into()))?),
         (None, Ok(f)) => Some(f),
@@ -478,15 +483,26 @@ async fn history(cli: &Cli) -> Result<Store, Failure> {
             dir.display()
         )));
     }
-    open_store(&dir).await
+    Ok((open_store(&dir).await?, file))
 }
 
 async fn cmd_runs(cli: &Cli, job: Option<&str>, limit: u32, json: bool) -> Result<u8, Failure> {
-    let store = history(cli).await?;
+    let (store, file) = history_and_jobs(cli).await?;
     let runs = store
         .list_runs(job, limit)
         .await
         .map_err(|e| internal(e.into()))?;
+    // A name that neither the history nor the job file knows is most likely a typo.
+    if let Some(name) = job
+        && runs.is_empty()
+        && file.as_ref().and_then(|f| f.job(name)).is_none()
+        && !store.has_job(name).await.map_err(|e| internal(e.into()))?
+    {
+        return Err(bad_input(anyhow::anyhow!(
+            "no job named `{}` in the run history or the job file",
+            crate::plain::spelled_out(name, &[])
+        )));
+    }
     if json {
         say!(
             "{}",

@@ -326,6 +326,15 @@ impl Store {
         Ok(id)
     }
 
+    /// Whether the history has ever recorded a job of this name.
+    pub async fn has_job(&self, name: &str) -> Result<bool, StoreError> {
+        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE name = ?1)")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(known)
+    }
+
     /// Queues a run. For scheduled runs, returns `None` if that slot already has a run.
     pub async fn create_run(
         &self,

@@ -72,8 +72,15 @@ fn run_prints_the_steps_and_where_the_output_is_then_runs_and_show_list_it() {
             .collect::<Vec<_>>(),
         [2, 1]
     );
+    // A job nobody knows is a bad name (exit 2), not an empty history.
     let out = scratch.runner(&["runs", "--job", "other", "--json"]);
-    assert_eq!(text(&out.stdout).trim(), "[]");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no job named `other` in the run history or the job file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "");
 
     let out = scratch.runner(&["show", "1"]);
     let shown = text(&out.stdout);
@@ -158,4 +165,32 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn runs_of_a_job_known_only_to_the_file_or_only_to_the_history_list_what_there_is() {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(
+        "old",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    assert!(scratch.runner(&["run", "old"]).status.success());
+    // The job file now names another job, never run; `old` is only in the history.
+    scratch.job_file(&one_step_job(
+        "fresh",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    let out = scratch.runner(&["runs", "--job", "fresh", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "[]");
+    let out = scratch.runner(&["runs", "--job", "old", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    assert_eq!(runs[0]["job"], "old");
 }
