@@ -207,7 +207,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::plain::error_line(&error));
             ExitCode::from(code)
         }
     }
