@@ -1,6 +1,7 @@
 //! The hostile plugin suite: each `hostile-*` plugin misbehaves in one way, and each test
 //! asserts the exact outcome recorded for it and that the same runner then still runs a
-//! good job to the right result.
+//! good job to the right result. `hostile-fill`, which has many ways to fill its output
+//! directory, is tested in `quota.rs`.
 
 use std::path::Path;
 
@@ -105,35 +106,6 @@ async fn deep_recursion_is_stopped_at_the_stack_cap() {
     let host = hostile("hostile-recurse", "{}", "{}").await;
     let step = run_hostile(&host, "stack-overflow").await;
     assert_eq!(step["error"], "wasm stack overflow (cap 512 KiB)");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writing_bytes_until_the_quota_is_stopped_as_output_quota() {
-    let host = hostile(
-        "hostile-fill",
-        r#"{ mode = "bytes" }"#,
-        "{ output_mib = 1 }",
-    )
-    .await;
-    let step = run_hostile(&host, "output-quota").await;
-    let error = step["error"].as_str().unwrap();
-    assert!(
-        error.ends_with("above its quota of 1048576 bytes"),
-        "{error}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn creating_files_until_the_quota_is_stopped_as_output_quota() {
-    let host = hostile(
-        "hostile-fill",
-        r#"{ mode = "files" }"#,
-        "{ output_files = 50 }",
-    )
-    .await;
-    let step = run_hostile(&host, "output-quota").await;
-    let error = step["error"].as_str().unwrap();
-    assert!(error.ends_with("above its quota of 50 entries"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,7 @@ mod invoker_guards;
 mod invoker_tokens;
 mod isolation;
 mod limits;
+mod quota;
 mod recovery;
 mod resume;
 mod sandbox;

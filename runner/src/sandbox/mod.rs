@@ -98,6 +98,7 @@ impl EngineSet {
         let (engine, allocator) = engine::build(&options.engine, key.stack_kib, key.metered)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasm_error)?;
+        quota::fs::add_to_linker(&mut linker, StepState::quota_view).map_err(wasm_error)?;
         Step::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(wasm_error)?;
         let cache = match &options.cache_dir {
             Some(dir) => Some(CompileCache::open(dir, &engine).map_err(|e| {

@@ -1,5 +1,5 @@
-//! Running one step attempt: a fresh store with its limits, the guest's two directories,
-//! the deadline and quota watch, and the report of how it ended.
+//! Running one step attempt: a fresh store with its limits, the guest's two directories
+//! and the output quota's ledger, the deadline watch, and the report of how it ended.
 //!
 //! Two mechanisms stop a guest at its deadline. The epoch callback interrupts a guest that
 //! is executing wasm; a guest waiting inside a host call (a sleep, a read that never
@@ -16,11 +16,13 @@
 //! hand-offs it saves.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::filesystem::WasiFilesystemCtxView;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::StepPre;
@@ -29,7 +31,8 @@ use super::engine::EPOCH_TICK;
 use super::limiter::StepLimiter;
 use super::outcome::{Outcome, StepReport};
 use super::plugin::Plugin;
-use super::quota::{CHECK_EVERY_TICKS, Quota};
+use super::quota::fs::QuotaView;
+use super::quota::{Ledger, SharedLedger, lock};
 use super::verdict::{self, Observed};
 use super::{EngineKey, GUEST_INPUT_DIR, GUEST_OUTPUT_DIR, Limits, Sandbox, bindings};
 
@@ -45,7 +48,20 @@ pub struct StepState {
     table: ResourceTable,
     limiter: StepLimiter,
     log: LogCapture,
-    quota_hit: Option<String>,
+    quota: SharedLedger,
+}
+
+impl StepState {
+    /// What the guest's `wasi:filesystem/types` calls work on (see [`super::quota::fs`]).
+    pub(super) fn quota_view(&mut self) -> QuotaView<'_> {
+        QuotaView {
+            fs: WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+            ledger: &self.quota,
+        }
+    }
 }
 
 impl WasiView for StepState {
@@ -118,7 +134,11 @@ impl Sandbox {
         let started = Instant::now();
         let log = LogCapture::new(usize::try_from(limits.log_bytes).unwrap_or(usize::MAX));
         let timeout = Duration::from_secs_f64(limits.timeout_secs);
-        let quota = Quota::new(input.output_dir, limits.output_bytes, limits.output_files);
+        let quota = Arc::new(Mutex::new(Ledger::open(
+            input.output_dir,
+            limits.output_bytes,
+            limits.output_files,
+        )));
         let report = |outcome, summary, error: Option<String>| {
             let (text, truncated) = log.finish();
             StepReport {
@@ -156,7 +176,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             limiter: StepLimiter::new(&limits),
             log: log.clone(),
-            quota_hit: None,
+            quota: quota.clone(),
         };
         let mut store = Store::new(&plugin.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -167,20 +187,11 @@ impl Sandbox {
                 .expect("fuel is enabled on this engine");
         }
         let deadline = started + timeout;
-        let watched = quota.clone();
         let abandoned = CancellationToken::new();
         let stop = abandoned.clone();
-        let mut ticks: u64 = 0;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
+        store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline || stop.is_cancelled() {
-                return Ok(UpdateDeadline::Interrupt);
-            }
-            ticks += 1;
-            if ticks.is_multiple_of(CHECK_EVERY_TICKS)
-                && let Some(why) = watched.check()
-            {
-                ctx.data_mut().quota_hit = Some(why);
                 return Ok(UpdateDeadline::Interrupt);
             }
             // Yielding each tick lets other steps on this thread run.
@@ -246,13 +257,15 @@ impl Sandbox {
                 (outcome, None, Some(msg))
             }
         };
-        // The last walk: whatever the guest wrote after the previous one still counts.
-        let (outcome, summary, error) = match outcome {
-            Outcome::Succeeded | Outcome::GuestError | Outcome::Trap => match quota.check() {
-                Some(why) => (Outcome::OutputQuota, None, Some(why)),
-                None => (outcome, summary, error),
-            },
-            _ => (outcome, summary, error),
+        // A refused write ends the step as output-quota even when the guest went on to
+        // return: what it left is short of what it meant to write. (A trap is told apart in
+        // `classify_trap`, which sees the refusal too.)
+        let refused = lock(&quota).refusal().cloned();
+        let (outcome, summary, error) = match (outcome, refused) {
+            (Outcome::Succeeded | Outcome::GuestError, Some(why)) => {
+                (Outcome::OutputQuota, None, Some(why.0))
+            }
+            (outcome, _) => (outcome, summary, error),
         };
         let mut report = report(outcome, summary, error);
         report.memory_peak_bytes = ended.memory_peak_bytes;
@@ -306,7 +319,7 @@ impl Guest {
             result,
             seen: Observed {
                 refused: store.data().limiter.refused,
-                quota: store.data_mut().quota_hit.take(),
+                quota: lock(&store.data().quota).refusal().map(|why| why.0.clone()),
             },
             memory_peak_bytes: store.data().limiter.memory_peak as u64,
             fuel_left: store.get_fuel().ok(),

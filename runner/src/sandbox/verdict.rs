@@ -13,7 +13,7 @@ use super::outcome::{Outcome, StepSummary};
 pub struct Observed {
     /// Caps the resource limiter refused.
     pub refused: Refusals,
-    /// Set by the epoch callback when it stopped the guest for the output quota.
+    /// The output quota's first refusal, if the guest met its quota.
     pub quota: Option<String>,
 }
 
