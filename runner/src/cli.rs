@@ -204,7 +204,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_INTERNAL);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let ended = runtime.block_on(async {
+        let ended = dispatch(cli).await;
+        close_opened_stores().await;
+        ended
+    });
+    match ended {
         Ok(code) => ExitCode::from(code),
         Err(Failure { code, error }) => {
             eprintln!("error: {}", crate::plain::error_line(&error));
@@ -275,13 +280,33 @@ fn data_dir(cli: &Cli, file: Option<&JobFile>) -> PathBuf {
     }
 }
 
+/// The histories this command opened: each is closed when the command ends, however it
+/// ends, so that its write-ahead log is folded into `runner.db` (see [`Store::close`]).
+static OPENED_STORES: std::sync::Mutex<Vec<Store>> = std::sync::Mutex::new(Vec::new());
+
 async fn open_store(dir: &Path) -> Result<Store, Failure> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create data directory `{}`", dir.display()))
         .map_err(internal)?;
-    Store::open(&dir.join("runner.db"))
+    let store = Store::open(&dir.join("runner.db"))
         .await
-        .map_err(|e| internal(e.into()))
+        .map_err(|e| internal(e.into()))?;
+    OPENED_STORES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(store.clone());
+    Ok(store)
+}
+
+async fn close_opened_stores() {
+    let stores = std::mem::take(
+        &mut *OPENED_STORES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    for store in stores {
+        store.close().await;
+    }
 }
 
 /// Loads the job file, validates it, and opens the store: what `run` and `serve` share.
@@ -355,7 +380,6 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
     }
     let triggers =
         deliver_and_report(&runner.store, Some(result.run_id), delivery_wait, &cancel).await?;
-    runner.store.close().await;
     Ok(if result.status != "succeeded" {
         EXIT_RUN_FAILED
     } else if triggers.failed > 0 {
@@ -387,7 +411,6 @@ async fn cmd_serve(cli: &Cli) -> Result<u8, Failure> {
     crate::serve::serve(runner.clone(), Arc::new(SystemClock), cancel)
         .await
         .map_err(internal)?;
-    runner.store.close().await;
     Ok(0)
 }
 

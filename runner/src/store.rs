@@ -282,16 +282,36 @@ impl Store {
 
     /// Checkpoints the write-ahead log into the database file and closes the pool, so the
     /// history is whole in `runner.db` alone once the process has ended (a copy of that
-    /// one file is then a full copy).
+    /// one file is then a full copy). Another process reading or writing the history can
+    /// hold that up: after a second this gives up with a warning, and the rest stays
+    /// in `runner.db-wal` until a later command folds it in. Closing twice is harmless.
     pub async fn close(&self) {
+        if self.pool.is_closed() {
+            return;
+        }
         self.journal.close();
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await
-        {
-            tracing::warn!(error = %e, "could not checkpoint the run history");
+        match self.fold_log().await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "another process is using the run history, so its latest changes stay in \
+                 runner.db-wal beside runner.db until a later command folds them in"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not checkpoint the run history"),
         }
         self.pool.close().await;
+    }
+
+    /// Folds the whole log into the database file and empties it; `false` if other
+    /// connections kept it from finishing within a second.
+    async fn fold_log(&self) -> Result<bool, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 1000")
+            .execute(&mut *conn)
+            .await?;
+        let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(busy == 0)
     }
 
     /// The pool, for modules that keep tables of their own.

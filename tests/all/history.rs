@@ -323,3 +323,116 @@ fn validate_refuses_odd_step_names_and_checks_a_badly_pinned_plugin_too() {
         );
     }
 }
+
+/// A job of `steps` no-op steps over a one-line input.
+fn long_job(scratch: &Scratch, name: &str, steps: usize) {
+    let input = scratch.write("in.csv", "a\n1\n");
+    let step = "[[job.step]]\nplugin = \"noop\"\n";
+    scratch.job_file(&format!(
+        "[[job]]\nname = \"{name}\"\nschedule = \"@daily\"\ninput = \"{}\"\n{}",
+        input.display(),
+        step.repeat(steps)
+    ));
+}
+
+/// The steps of run `run_id` with status `succeeded`, read from a copy of `runner.db`
+/// alone (without its write-ahead log).
+fn succeeded_steps_in_a_copy(scratch: &Scratch, run_id: i64) -> usize {
+    let copy = scratch.path(&format!("copy-{run_id}"));
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(scratch.path("data/runner.db"), copy.join("runner.db")).unwrap();
+    let out = scratch.runner(&[
+        "show",
+        &run_id.to_string(),
+        "--json",
+        "--data-dir",
+        copy.to_str().unwrap(),
+    ]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("show {run_id}: {}", text(&out.stderr)));
+    shown["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "succeeded")
+        .count()
+}
+
+#[test]
+fn trigger_and_backfill_also_leave_the_whole_history_in_the_database_file() {
+    // Reported: only `run` and `serve` folded the write-ahead log into runner.db when they
+    // ended, so a copy of runner.db after `trigger` held 255 of a run's 300 steps.
+    let scratch = Scratch::new();
+    long_job(&scratch, "long", 300);
+    assert!(scratch.runner(&["trigger", "long"]).status.success());
+    assert_eq!(succeeded_steps_in_a_copy(&scratch, 1), 300);
+    let out = scratch.runner(&[
+        "backfill",
+        "long",
+        "--from",
+        "2024-01-01",
+        "--to",
+        "2024-01-01",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(succeeded_steps_in_a_copy(&scratch, 2), 300);
+}
+
+#[test]
+fn the_log_stays_bounded_while_three_processes_run_long_jobs() {
+    // Reported: three `runner run` processes of 3,000 steps each grew runner.db-wal to 106
+    // MB (116 MB here), since each process's checkpoints never caught up with the others.
+    let scratch = Scratch::new();
+    long_job(&scratch, "long", 3000);
+    let wal = scratch.path("data/runner.db-wal");
+    // A first run creates the history, so the three start on an existing one.
+    assert!(scratch.runner(&["run", "long"]).status.success());
+    let mut children: Vec<_> = (0..3).map(|_| scratch.spawn(&["run", "long"])).collect();
+    let mut largest = 0;
+    while children.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    // With the checkpoints that wait for the others past 16 MiB of log: 21 MB at most.
+    assert!(largest < 48 << 20, "runner.db-wal grew to {largest} bytes");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+    for run in 2..=4 {
+        assert_eq!(succeeded_steps_in_a_copy(&scratch, run), 3000);
+    }
+}
+
+#[test]
+fn a_reader_holding_the_log_delays_the_end_of_a_command_briefly_and_is_reported() {
+    // Reported: with another process in a read transaction, `run` waited the full 10 s
+    // busy timeout at exit to fold the log in, then failed to without a word.
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job("a", &input, "csv-filter", DELAYED));
+    assert!(scratch.runner(&["run", "a"]).status.success());
+
+    let reader = rusqlite::Connection::open(scratch.path("data/runner.db")).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM runs;")
+        .unwrap();
+    let out = scratch.runner(&["run", "a"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("another process is using the run history"),
+        "{stderr}"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    // The next command folds the log in: a copy of runner.db alone has both runs.
+    assert_eq!(scratch.runs().len(), 2);
+    let copy = scratch.path("copy");
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::copy(scratch.path("data/runner.db"), copy.join("runner.db")).unwrap();
+    let out = scratch.runner(&["runs", "--json", "--data-dir", copy.to_str().unwrap()]);
+    let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs.len(), 2, "{}", text(&out.stderr));
+}

@@ -36,6 +36,16 @@ use super::StoreError;
 /// (2.2 measured), so the log stays under SQLite's own threshold of 1,000 pages.
 const CHECKPOINT_EVERY: u64 = 256;
 
+/// Frames (pages) in the log above which a checkpoint waits for the other connections so
+/// that the log can start over: 4,096 frames are about 16 MiB.
+const RESTART_ABOVE_FRAMES: i64 = 4096;
+
+/// How long such a checkpoint waits for the other connections' transactions to end.
+const RESTART_WAIT: Duration = Duration::from_millis(500);
+
+/// The log file is cut back to this size when it starts over.
+const LOG_SIZE_LIMIT: u64 = 32 << 20;
+
 /// One transaction: its statements, run in order, and the values of their numbered
 /// parameters (`?1` is `values[0]`; each statement takes as many as its highest number).
 #[derive(Debug, Clone)]
@@ -59,10 +69,10 @@ impl Journal {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.execute_batch(
+        conn.execute_batch(&format!(
             "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
-             PRAGMA wal_autocheckpoint = 0;",
-        )?;
+             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {LOG_SIZE_LIMIT};"
+        ))?;
         Ok(Journal {
             conn: Arc::new(Mutex::new(Some(conn))),
             writes: Arc::new(AtomicU64::new(0)),
@@ -92,13 +102,8 @@ impl Journal {
             let conn = guard.as_mut().ok_or(StoreError::Closed)?;
             conn.busy_timeout(busy_timeout)?;
             apply(conn, &write)?;
-            if checkpoint {
-                // Holding the connection, so no journal write lands during the checkpoint and
-                // the next one can start the log over from its beginning.
-                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                if let Err(e) = done {
-                    tracing::debug!(error = %e, "checkpoint of the run history failed");
-                }
+            if checkpoint && let Err(e) = fold_log(conn) {
+                tracing::debug!(error = %e, "checkpoint of the run history failed");
             }
             Ok(())
         })
@@ -115,6 +120,28 @@ impl Journal {
             .take();
         drop(conn);
     }
+}
+
+/// Checkpoints the log: passively (without waiting for anyone), then, when the log has
+/// grown past [`RESTART_ABOVE_FRAMES`], waiting up to [`RESTART_WAIT`] for the other
+/// connections so that it can start over. Called holding the journal connection, so no
+/// write of this process lands meanwhile.
+///
+/// A passive checkpoint alone does not bound the log when other processes write at the
+/// same time: it copies what was there when it began while they append, so the log never
+/// empties and is never started over (three `runner run` processes of 3,000 steps each
+/// grew it to 116 MB).
+fn fold_log(conn: &Connection) -> rusqlite::Result<()> {
+    let frames = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+            row.get::<_, i64>(1)
+        })
+    };
+    if frames("PASSIVE")? > RESTART_ABOVE_FRAMES {
+        conn.busy_timeout(RESTART_WAIT)?;
+        frames("RESTART")?;
+    }
+    Ok(())
 }
 
 /// Runs the write's statements in one transaction that takes the write lock at its start,
