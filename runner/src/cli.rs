@@ -345,7 +345,8 @@ async fn cmd_run(cli: &Cli, job_name: &str, delivery_wait: u64) -> Result<u8, Fa
     let Some(job) = runner.file.job(job_name).cloned() else {
         let names: Vec<&str> = runner.file.jobs.iter().map(|j| j.name.as_str()).collect();
         return Err(bad_input(anyhow::anyhow!(
-            "no job `{job_name}` in `{}` (jobs: {})",
+            "no job `{}` in `{}` (jobs: {})",
+            crate::plain::spelled_out(job_name, &[]),
             runner.file.path.display(),
             names.join(", ")
         )));
@@ -399,7 +400,7 @@ async fn tidy_dead_manual_runs(store: &Store) -> Result<(), Failure> {
     if marked > 0 {
         tracing::warn!(
             runs = marked,
-            "marked manual runs left unfinished by a killed process as interrupted"
+            "marked manual runs left unfinished by a process that ended as interrupted"
         );
     }
     Ok(())

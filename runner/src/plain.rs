@@ -23,7 +23,9 @@ pub fn error_line(error: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in error.chain() {
         let text = cause.to_string();
-        if line.contains(&text) {
+        // "Error code 5: database is locked" repeats "database is locked" with a prefix.
+        let gist = text.rsplit(": ").next().unwrap_or(&text);
+        if line.contains(&text) || line.ends_with(gist) {
             continue;
         }
         if !line.is_empty() {
@@ -52,6 +54,19 @@ mod tests {
             super::error_line(&error),
             "cannot record the step: run history: error returned from database: \
              (code: 5) database is locked"
+        );
+        #[derive(Debug, thiserror::Error)]
+        #[error("Error code 5: database is locked")]
+        struct Coded;
+        #[derive(Debug, thiserror::Error)]
+        #[error("database is locked")]
+        struct Driver(#[source] Coded);
+        #[derive(Debug, thiserror::Error)]
+        #[error("run history: {0}")]
+        struct History(#[source] Driver);
+        assert_eq!(
+            super::error_line(&anyhow::Error::new(History(Driver(Coded)))),
+            "run history: database is locked"
         );
         let plain = anyhow::anyhow!("disk full").context("cannot write `out.csv`");
         assert_eq!(

@@ -194,3 +194,29 @@ fn runs_of_a_job_known_only_to_the_file_or_only_to_the_history_list_what_there_i
     assert_eq!(runs.as_array().unwrap().len(), 1);
     assert_eq!(runs[0]["job"], "old");
 }
+
+#[test]
+fn an_unknown_job_name_is_echoed_with_its_control_characters_spelled_out() {
+    // Reported: `runner run "$(printf 'x\e[31m\a')"` sent ESC and BEL to the terminal.
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(
+        "a",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    for command in ["run", "trigger", "pause"] {
+        let out = scratch.runner(&[command, "x\u{1b}[31m\u{7}"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("no job `x\\u{1b}[31m\\u{7}`"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !stderr.contains('\u{1b}') && !stderr.contains('\u{7}'),
+            "{command}: {stderr:?}"
+        );
+    }
+}

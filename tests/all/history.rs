@@ -436,3 +436,49 @@ fn a_reader_holding_the_log_delays_the_end_of_a_command_briefly_and_is_reported(
     let runs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs.len(), 2, "{}", text(&out.stderr));
 }
+
+#[test]
+fn serve_ends_with_an_error_when_it_could_not_record_what_it_abandoned() {
+    // Reported: with the history locked by another process past the busy timeout, `serve`
+    // stopped on SIGTERM, logged that it could not record the run, and exited 0.
+    use std::process::{Command, Stdio};
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    let sleeper = crate::support::plugin("hostile-sleep")
+        .display()
+        .to_string();
+    scratch.job_file(
+        &one_step_job("tick", &input, &sleeper, "{ seconds = 3600 }")
+            .replace("schedule = \"@daily\"", "schedule = \"* * * * * *\""),
+    );
+    let serve = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .arg("--config")
+        .arg(scratch.path("jobs.toml"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    scratch.wait_status(1, "running");
+
+    // Another process takes the write lock and keeps it past the 10 s busy timeout.
+    let blocker = rusqlite::Connection::open(scratch.path("data/runner.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE;").unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    let out = serve.wait_with_output().unwrap();
+    blocker.execute_batch("COMMIT").unwrap();
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("could not be written to the run history"),
+        "{stderr}"
+    );
+    // The next `serve` marks the run it left `running` as interrupted.
+    let serve = scratch.spawn(&["serve"]);
+    scratch.wait_status(1, "interrupted");
+    stop(serve);
+}

@@ -29,7 +29,8 @@ fn find_job<'a>(file: &'a JobFile, name: &str) -> Result<&'a Job, Failure> {
     file.job(name).ok_or_else(|| {
         let names: Vec<&str> = file.jobs.iter().map(|j| j.name.as_str()).collect();
         bad_input(anyhow::anyhow!(
-            "no job `{name}` in `{}` (jobs: {})",
+            "no job `{}` in `{}` (jobs: {})",
+            crate::plain::spelled_out(name, &[]),
             file.path.display(),
             names.join(", ")
         ))

@@ -136,6 +136,9 @@ pub struct StoreBackend {
     pub job_ids: Vec<i64>,
     /// The job names, by plan index.
     pub names: Vec<String>,
+    /// Writes to the history that failed (a run or slots that could not be recorded), so
+    /// that `serve` can end with an error instead of success.
+    pub lost_writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Backend for StoreBackend {
@@ -152,6 +155,8 @@ impl Backend for StoreBackend {
     async fn record(&self, job: usize, record: SlotRecord) {
         let pool = self.runner.store.pool();
         if let Err(e) = state::record_slots(pool, self.job_ids[job], "schedule", &record).await {
+            self.lost_writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             warn!(job = %self.names[job], error = %e, "cannot record skipped or missed slots");
         }
     }
@@ -164,6 +169,7 @@ impl Backend for StoreBackend {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let runner = self.runner.clone();
         let name = self.names[job].clone();
+        let lost_writes = self.lost_writes.clone();
         async move {
             let Some(spec) = runner.file.job(&name) else {
                 return;
@@ -182,7 +188,10 @@ impl Backend for StoreBackend {
                     info!(job = %name, run_id = r.run_id, status = r.status, "run ended")
                 }
                 Ok(None) => {}
-                Err(e) => warn!(job = %name, error = %e, "could not record the run"),
+                Err(e) => {
+                    lost_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    warn!(job = %name, error = %e, "could not record the run")
+                }
             }
         }
     }

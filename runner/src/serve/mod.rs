@@ -95,17 +95,26 @@ pub async fn serve(
         }
     }
 
+    let lost_writes = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let backend = Arc::new(StoreBackend {
         runner: runner.clone(),
         job_ids,
         names: plans.iter().map(|p| p.name.clone()).collect(),
+        lost_writes: lost_writes.clone(),
     });
     // Downstream triggers are sent by their own worker, resuming whatever the outbox holds.
     let invoker = crate::invoker::Invoker::new(runner.store.clone())?;
     let delivering = tokio::spawn(invoker.serve(cancel.clone()));
     scheduler::run_loop(backend, plans, retries, clock, cancel).await;
     delivering.await?;
-    Ok(())
+    match lost_writes.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => Ok(()),
+        lost => anyhow::bail!(
+            "{lost} run(s) or slot record(s) could not be written to the run history \
+             (the log above says why); the next `serve` marks a run it left `running` \
+             as interrupted"
+        ),
+    }
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM.
