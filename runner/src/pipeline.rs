@@ -316,12 +316,17 @@ impl Runner {
             output_dir,
             limits: &spec.limits,
         };
+        let started = std::time::Instant::now();
         let report = tokio::select! {
             report = self.sandbox.run(&plugin, input) => report,
-            () = cancel.cancelled() => StepReport::early(
-                Outcome::Interrupted,
-                "the runner was stopped while the step ran".to_string(),
-            ),
+            () = cancel.cancelled() => StepReport {
+                duration: started.elapsed(),
+                limits: Some(spec.limits.effective()),
+                ..StepReport::early(
+                    Outcome::Interrupted,
+                    "the runner was stopped while the step ran".to_string(),
+                )
+            },
         };
         (report, Some(plugin.sha256.clone()))
     }

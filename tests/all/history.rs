@@ -482,3 +482,24 @@ fn serve_ends_with_an_error_when_it_could_not_record_what_it_abandoned() {
     scratch.wait_status(1, "interrupted");
     stop(serve);
 }
+
+#[test]
+fn a_step_interrupted_by_a_signal_records_how_long_it_ran() {
+    // Reported: a step interrupted by SIGINT after running 0.46 s was stored with a
+    // duration of 0 ms.
+    let scratch = slow_and_quick();
+    let run = scratch.spawn(&["run", "slow"]);
+    scratch.wait_status(1, "running");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    std::process::Command::new("kill")
+        .args(["-INT", &run.id().to_string()])
+        .status()
+        .unwrap();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let step = &scratch.show(1)["steps"][0];
+    assert_eq!(step["outcome"], "interrupted");
+    let ms = step["duration_ms"].as_f64().unwrap();
+    assert!((1000.0..60_000.0).contains(&ms), "duration_ms = {ms}");
+    assert_eq!(step["limits"]["timeout_secs"], 600.0);
+}
