@@ -501,6 +501,12 @@ async fn history_and_jobs(cli: &Cli) -> Result<(Store, Option<JobFile>), Failure
         (None, Err(_)) => None,
     };
     let dir = data_dir(cli, file.as_ref());
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad_input(anyhow::anyhow!(
+            "data directory `{}` is not a directory",
+            dir.display()
+        )));
+    }
     if !dir.join("runner.db").exists() {
         return Err(bad_input(anyhow::anyhow!(
             "no run history in `{}` (give --data-dir, or run a job first)",

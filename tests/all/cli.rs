@@ -220,3 +220,31 @@ fn an_unknown_job_name_is_echoed_with_its_control_characters_spelled_out() {
         );
     }
 }
+
+#[test]
+fn a_data_dir_that_is_a_file_is_named_as_such() {
+    // Reported: `runs --data-dir FILE` said "no run history in FILE (... run a job first)".
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(
+        "a",
+        &input,
+        "csv-filter",
+        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+    ));
+    let file = scratch.write("not-a-dir", "x");
+    for command in [&["runs"][..], &["show", "1"]] {
+        let mut args = command.to_vec();
+        args.extend(["--data-dir", file.to_str().unwrap()]);
+        let out = scratch.runner(&args);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "data directory `{}` is not a directory",
+                file.display()
+            )),
+            "{command:?}: {stderr}"
+        );
+    }
+}

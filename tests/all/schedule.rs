@@ -134,6 +134,26 @@ fn backfill_runs_each_slot_once_with_its_logical_time_across_a_dst_change() {
     );
     assert_eq!(scratch.runs().len(), 3);
 
+    // A span holding no slot says so (it printed only a tally of zeros).
+    let out = scratch.runner(&[
+        "backfill",
+        "a",
+        "--from",
+        "2024-04-01T10:00:00Z",
+        "--to",
+        "2024-04-01T11:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(
+            "no slot of `a` (`0 6 * * *` in Europe/Berlin) falls from \
+             2024-04-01T10:00:00.000Z to 2024-04-01T11:00:00.000Z: nothing to backfill"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(scratch.runs().len(), 3);
+
     let out = scratch.runner(&[
         "backfill",
         "a",

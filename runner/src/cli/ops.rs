@@ -172,6 +172,16 @@ pub async fn cmd_backfill(cli: &Cli, name: &str, from: &str, to: &str) -> Result
             time_text(to)
         )));
     }
+    if slots.is_empty() {
+        say!(
+            "no slot of `{name}` (`{}` in {}) falls from {} to {}: nothing to backfill",
+            job.schedule,
+            job.timezone,
+            time_text(from),
+            time_text(to)
+        );
+        return Ok(0);
+    }
     let id = job_id(&runner.store, &job).await?;
     let overlap = Policies::of(&job).overlap;
     let cancel = crate::serve::stop_on_signals().map_err(internal)?;
