@@ -4,17 +4,19 @@
 use crate::support::{Scratch, one_step_job, text};
 
 const CSV: &str = "carrier,dep_delay\nAA,5\nUA,NA\nAA,-2\nB6,12\n";
+const DELAYED: &str = r#"{ column = "dep_delay", op = ">", value = 0 }"#;
+
+/// A scratch directory whose job file holds one job, `name`, keeping the delayed flights.
+fn delays_job(name: &str) -> Scratch {
+    let scratch = Scratch::new();
+    let input = scratch.write("in.csv", CSV);
+    scratch.job_file(&one_step_job(name, &input, "csv-filter", DELAYED));
+    scratch
+}
 
 #[test]
 fn validate_accepts_a_good_file_and_says_what_it_found() {
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    scratch.job_file(&one_step_job(
-        "a",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let scratch = delays_job("a");
     let out = scratch.runner(&["validate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
@@ -26,14 +28,7 @@ fn validate_accepts_a_good_file_and_says_what_it_found() {
 
 #[test]
 fn run_prints_the_steps_and_where_the_output_is_then_runs_and_show_list_it() {
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    scratch.job_file(&one_step_job(
-        "delays",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let scratch = delays_job("delays");
 
     let out = scratch.runner(&["run", "delays"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -139,12 +134,7 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
     use std::process::{Command, Stdio};
     let scratch = Scratch::new();
     let input = scratch.write("in.csv", CSV);
-    let path = scratch.job_file(&one_step_job(
-        "a",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let path = scratch.job_file(&one_step_job("a", &input, "csv-filter", DELAYED));
     let mut child = Command::new(env!("CARGO_BIN_EXE_runner"))
         .arg("--config")
         .arg(&path)
@@ -169,21 +159,14 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
 
 #[test]
 fn runs_of_a_job_known_only_to_the_file_or_only_to_the_history_list_what_there_is() {
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    scratch.job_file(&one_step_job(
-        "old",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let scratch = delays_job("old");
     assert!(scratch.runner(&["run", "old"]).status.success());
     // The job file now names another job, never run; `old` is only in the history.
     scratch.job_file(&one_step_job(
         "fresh",
-        &input,
+        &scratch.path("in.csv"),
         "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
+        DELAYED,
     ));
     let out = scratch.runner(&["runs", "--job", "fresh", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -198,14 +181,7 @@ fn runs_of_a_job_known_only_to_the_file_or_only_to_the_history_list_what_there_i
 #[test]
 fn an_unknown_job_name_is_echoed_with_its_control_characters_spelled_out() {
     // Reported: `runner run "$(printf 'x\e[31m\a')"` sent ESC and BEL to the terminal.
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    scratch.job_file(&one_step_job(
-        "a",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let scratch = delays_job("a");
     for command in ["run", "trigger", "pause"] {
         let out = scratch.runner(&[command, "x\u{1b}[31m\u{7}"]);
         assert_eq!(out.status.code(), Some(2), "{command}");
@@ -224,14 +200,7 @@ fn an_unknown_job_name_is_echoed_with_its_control_characters_spelled_out() {
 #[test]
 fn a_data_dir_that_is_a_file_is_named_as_such() {
     // Reported: `runs --data-dir FILE` said "no run history in FILE (... run a job first)".
-    let scratch = Scratch::new();
-    let input = scratch.write("in.csv", CSV);
-    scratch.job_file(&one_step_job(
-        "a",
-        &input,
-        "csv-filter",
-        r#"{ column = "dep_delay", op = ">", value = 0 }"#,
-    ));
+    let scratch = delays_job("a");
     let file = scratch.write("not-a-dir", "x");
     for command in [&["runs"][..], &["show", "1"]] {
         let mut args = command.to_vec();

@@ -149,11 +149,18 @@ fn slow_and_quick() -> Scratch {
     scratch
 }
 
+/// Sends `signal` (`-TERM`, `-INT`) to the process.
+fn signal(child: &std::process::Child, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal}");
+}
+
 /// SIGTERM, then waits for the process to end.
 fn stop(mut child: std::process::Child) {
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(&child, "-TERM");
     child.wait().unwrap();
 }
 
@@ -464,10 +471,7 @@ fn serve_ends_with_an_error_when_it_could_not_record_what_it_abandoned() {
     // Another process takes the write lock and keeps it past the 10 s busy timeout.
     let blocker = rusqlite::Connection::open(scratch.path("data/runner.db")).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE;").unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &serve.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&serve, "-TERM");
     let out = serve.wait_with_output().unwrap();
     blocker.execute_batch("COMMIT").unwrap();
 
@@ -491,10 +495,7 @@ fn a_step_interrupted_by_a_signal_records_how_long_it_ran() {
     let run = scratch.spawn(&["run", "slow"]);
     scratch.wait_status(1, "running");
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    std::process::Command::new("kill")
-        .args(["-INT", &run.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&run, "-INT");
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let step = &scratch.show(1)["steps"][0];
